@@ -1,0 +1,35 @@
+# One entry point for readers, students, instructors and CI. `make help` lists the targets.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(abspath $(VENV))/bin
+# nbgrader calls `alembic` as a subprocess: the environment's bin folder must be on PATH.
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help setup book test release clean
+
+help:
+	@echo "make setup    create .venv and install requirements.txt (once; again when it changes)"
+	@echo "make book     set up, then build the website into _build/html (every chapter executes)"
+	@echo "make test     set up, then run the test suite"
+	@echo "make release  regenerate the student versions in exercises/ from solutions/ with nbgrader"
+	@echo "make clean    remove the build outputs (keeps .venv)"
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+book: setup
+	$(BIN)/jupyter-book build . -W -n --keep-going
+
+test: setup
+	$(BIN)/python -m pytest
+
+release: setup
+	$(BIN)/python -m course.assignments release
+
+clean:
+	rm -rf _build _grading

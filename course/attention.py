@@ -1,0 +1,62 @@
+"""Attention as an operator: the reference implementations of chapter 3.
+
+Every later chapter imports attention from here, so that the whole course runs on one
+definition. Shapes use these letters:
+
+    B  batch (any number of leading dimensions may stand in its place)
+    Tq number of queries, Tk number of keys (= number of values)
+    d  width of queries and keys, dv width of values
+
+Masks are boolean and broadcast against the scores (..., Tq, Tk): True means "this query
+may look at this key", the same convention as ``torch.nn.functional.scaled_dot_product_attention``.
+A query whose every key is masked gets all-zero weights and a zero output: it looked at
+nothing, so it returns nothing (rather than NaN, or a uniform average of padding).
+"""
+
+import math
+
+import torch
+
+
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None, dim: int = -1) -> torch.Tensor:
+    """Softmax of ``scores`` along ``dim``, with masked-out entries given exactly zero weight.
+
+    Subtracting the row maximum before ``exp`` leaves the result unchanged
+    (softmax(x) = softmax(x - c)) and keeps ``exp`` from overflowing for large scores.
+    """
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    row_max = scores.amax(dim=dim, keepdim=True)
+    # A fully masked row has max -inf; shift it by 0 instead so that exp gives zeros, not NaN.
+    row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
+    exps = torch.exp(scores - row_max)
+    total = exps.sum(dim=dim, keepdim=True)
+    return exps / torch.where(total > 0, total, torch.ones_like(total))
+
+
+def scaled_dot_product_attention(
+    queries: torch.Tensor,  # (..., Tq, d)
+    keys: torch.Tensor,  # (..., Tk, d)
+    values: torch.Tensor,  # (..., Tk, dv)
+    mask: torch.Tensor | None = None,  # bool, broadcastable to (..., Tq, Tk)
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """softmax(Q K^T / sqrt(d)) V. Returns the outputs (..., Tq, dv) and the weights (..., Tq, Tk)."""
+    d = queries.shape[-1]
+    scores = queries @ keys.transpose(-2, -1) / math.sqrt(d)  # (..., Tq, Tk)
+    weights = masked_softmax(scores, mask, dim=-1)
+    return weights @ values, weights
+
+
+def padding_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
+    """Key mask from sequence lengths: (B,) -> (B, 1, T), True at the real (non-padding) positions.
+
+    The middle axis of size 1 lets the mask broadcast over every query of a score matrix (B, Tq, T).
+    """
+    max_len = int(lengths.max()) if max_len is None else max_len
+    positions = torch.arange(max_len, device=lengths.device)  # (T,)
+    return (positions[None, :] < lengths[:, None])[:, None, :]  # (B, 1, T)
+
+
+def causal_mask(size: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """(T, T) mask, True where key position <= query position: no query sees its future."""
+    return torch.ones(size, size, dtype=torch.bool, device=device).tril()

@@ -1,0 +1,256 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Exercises 3: attention as an operator
+#
+# Three functions that every later chapter builds on. Write each one with basic tensor
+# operations (`exp`, `sum`, `max`, `@`, `masked_fill`, `where`, comparisons, ...).
+#
+# | exercise | points |
+# | --- | --- |
+# | 1. a numerically stable, masked softmax | 4 |
+# | 2. padding masks and causal masks | 3 |
+# | 3. scaled dot-product attention, batched and masked | 5 |
+#
+# **How you are graded.** Each test cell below is worth points. The tests you see check the
+# basics and say what went wrong; when the notebook is graded, further hidden tests compare
+# your functions with the course's reference implementation on random shapes, `float32` and
+# `float64`, masks and very large scores. Run every cell from the top (*Kernel → Restart & Run
+# All*) before you submit.
+#
+# **Conventions** (as in chapter 3). A mask is a boolean tensor that broadcasts against the
+# scores `(..., Tq, Tk)`: `True` means *this query may look at this key*, as in
+# `torch.nn.functional.scaled_dot_product_attention`. A query whose keys are all masked gets
+# all-zero weights (it looked at nothing) and a zero output, never `NaN`.
+
+# %%
+import math
+
+import torch
+import torch.nn.functional as F
+
+from course.checks import check_close, check_shape
+
+torch.manual_seed(0)
+
+# %% [markdown]
+# ## Exercise 1: a numerically stable, masked softmax (4 points)
+#
+# $$\mathrm{softmax}(s)_j = \frac{e^{s_j - m}}{\sum_k e^{s_k - m}}, \qquad m = \max_k s_k$$
+#
+# Subtracting the maximum $m$ changes nothing mathematically but keeps `exp` from overflowing
+# when scores are large. Masked entries must get exactly zero weight; a row with every entry
+# masked must come out as all zeros (not `NaN`, not uniform).
+
+# %% solution="masked_softmax"
+def masked_softmax(scores, mask=None, dim=-1):
+    """Softmax of `scores` along `dim`, with masked-out entries given exactly zero weight.
+
+    Args:
+        scores: float tensor of any shape, e.g. (B, Tq, Tk).
+        mask: optional bool tensor broadcastable to `scores`; True = keep, False = zero weight.
+        dim: the axis to normalise over.
+
+    Returns:
+        A tensor of the same shape and dtype as `scores`; along `dim` each row sums to 1,
+        except rows whose entries are all masked, which are all 0.
+
+    Do not call torch.softmax, F.softmax, Tensor.softmax, torch.nn.Softmax or their log_ versions.
+    """
+    ### BEGIN SOLUTION
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    row_max = scores.amax(dim=dim, keepdim=True)
+    row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
+    exps = torch.exp(scores - row_max)
+    total = exps.sum(dim=dim, keepdim=True)
+    return exps / torch.where(total > 0, total, torch.ones_like(total))
+    ### END SOLUTION
+
+
+# %% tests="masked_softmax_visible" points=2
+scores = torch.randn(2, 3, 5)
+check_close(masked_softmax(scores), torch.softmax(scores, dim=-1), "masked_softmax(scores) vs torch.softmax")
+check_close(masked_softmax(scores, dim=1), torch.softmax(scores, dim=1), "masked_softmax(scores, dim=1)")
+
+huge = torch.tensor([[1000.0, 999.0, -1000.0]])
+check_close(masked_softmax(huge), torch.softmax(huge, dim=-1), "masked_softmax of scores near 1000 (overflow?)")
+
+mask = torch.tensor([[True, True, False, False, True]])
+weights = masked_softmax(scores, mask)
+assert (weights[..., ~mask[0]] == 0).all(), "masked positions must get exactly zero weight"
+check_close(weights.sum(-1), torch.ones(2, 3), "each row of masked_softmax(scores, mask) must sum to 1")
+
+nothing = torch.zeros(1, 5, dtype=torch.bool)
+check_close(masked_softmax(scores, nothing), torch.zeros(2, 3, 5), "a fully masked row must be all zeros")
+print("Exercise 1: visible tests passed.")
+
+# %% tests="masked_softmax_hidden" points=2
+# Hidden tests, run when the notebook is graded: random shapes and axes, float32 and float64,
+# random masks, extreme scores, and no call to a built-in softmax.
+### BEGIN HIDDEN TESTS
+from course.attention import masked_softmax as reference_masked_softmax
+from course.checks import forbidden_calls
+
+generator = torch.Generator().manual_seed(31)
+for dtype in (torch.float32, torch.float64):
+    for shape, dim in [((7,), 0), ((4, 6), 0), ((2, 3, 8), -1), ((2, 5, 3, 4), 2)]:
+        scores = 10 * torch.randn(shape, generator=generator, dtype=dtype)
+        mask = torch.rand(shape, generator=generator) > 0.4
+        with forbidden_calls(
+            (torch, "softmax"), (torch, "log_softmax"), (torch.Tensor, "softmax"), (torch.Tensor, "log_softmax"),
+            (F, "softmax"), (F, "log_softmax"), (torch.special, "softmax"),
+        ):
+            got_plain = masked_softmax(scores, dim=dim)
+            got_masked = masked_softmax(scores, mask, dim=dim)
+        check_close(got_plain, reference_masked_softmax(scores, dim=dim), f"softmax {dtype} {shape} dim={dim}", atol=1e-6)
+        check_close(got_masked, reference_masked_softmax(scores, mask, dim=dim), f"masked {dtype} {shape} dim={dim}", atol=1e-6)
+
+extreme = torch.tensor([[3e4, -3e4, 2e4], [-1e30, -1e30, -1e30]], dtype=torch.float64)
+check_close(masked_softmax(extreme), reference_masked_softmax(extreme), "extreme scores", atol=1e-9)
+row_mask = torch.tensor([[False, False, False], [True, False, True]])
+check_close(masked_softmax(extreme, row_mask), reference_masked_softmax(extreme, row_mask), "extreme + masks", atol=1e-9)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Exercise 2: padding masks and causal masks (3 points)
+#
+# *Padding.* A batch holds sequences of different lengths, padded to the longest. Given the
+# lengths `(B,)`, build the key mask `(B, 1, T)` that is `True` at real positions: position `j` of
+# sequence `b` is real when `j < lengths[b]`. The axis of size 1 lets it broadcast over every query.
+#
+# *Causal.* In autoregressive models query `i` may only see keys `j <= i`: a `(T, T)` lower-triangular mask.
+
+# %% solution="masks"
+def padding_mask(lengths, max_len=None):
+    """(B,) int lengths -> (B, 1, max_len) bool mask, True where position < length.
+
+    If max_len is None, use the largest length. Do not loop over the batch in Python.
+    """
+    ### BEGIN SOLUTION
+    max_len = int(lengths.max()) if max_len is None else max_len
+    positions = torch.arange(max_len, device=lengths.device)
+    return (positions[None, :] < lengths[:, None])[:, None, :]
+    ### END SOLUTION
+
+
+def causal_mask(size):
+    """(size, size) bool mask, True where key position <= query position.
+
+    Do not call torch.tril or torch.triu (build it from comparisons of positions).
+    """
+    ### BEGIN SOLUTION
+    positions = torch.arange(size)
+    return positions[None, :] <= positions[:, None]
+    ### END SOLUTION
+
+
+# %% tests="masks_visible" points=1
+got = padding_mask(torch.tensor([2, 4, 1]))
+check_shape(got, (3, 1, 4), "padding_mask([2, 4, 1])")
+assert got.dtype == torch.bool, f"padding_mask must return a bool tensor, got {got.dtype}"
+expected = torch.tensor([[[True, True, False, False]], [[True, True, True, True]], [[True, False, False, False]]])
+assert torch.equal(got, expected), f"padding_mask([2, 4, 1]) should be\n{expected}\ngot\n{got}"
+
+got = causal_mask(3)
+expected = torch.tensor([[True, False, False], [True, True, False], [True, True, True]])
+assert isinstance(got, torch.Tensor) and got.dtype == torch.bool, "causal_mask must return a bool tensor"
+assert torch.equal(got, expected), f"causal_mask(3) should be\n{expected}\ngot\n{got}"
+print("Exercise 2: visible tests passed.")
+
+# %% tests="masks_hidden" points=2
+# Hidden tests, run when the notebook is graded: random lengths and sizes, no torch.tril/triu.
+### BEGIN HIDDEN TESTS
+from course.attention import causal_mask as reference_causal_mask
+from course.attention import padding_mask as reference_padding_mask
+from course.checks import forbidden_calls
+
+generator = torch.Generator().manual_seed(32)
+for batch in (1, 5, 9):
+    lengths = torch.randint(1, 12, (batch,), generator=generator)
+    for max_len in (None, 15):
+        got = padding_mask(lengths, max_len)
+        want = reference_padding_mask(lengths, max_len)
+        assert got.dtype == torch.bool and torch.equal(got, want), f"padding_mask({lengths.tolist()}, {max_len})"
+for size in (1, 2, 7, 33):
+    with forbidden_calls((torch, "tril"), (torch, "triu"), (torch.Tensor, "tril"), (torch.Tensor, "triu")):
+        got = causal_mask(size)
+    assert got.dtype == torch.bool and torch.equal(got, reference_causal_mask(size)), f"causal_mask({size})"
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Exercise 3: scaled dot-product attention (5 points)
+#
+# $$\mathrm{Attention}(Q, K, V) = \mathrm{softmax}\!\left(\frac{Q K^\top}{\sqrt{d}}\right) V$$
+#
+# Batched over any number of leading dimensions: `queries (..., Tq, d)`, `keys (..., Tk, d)`,
+# `values (..., Tk, dv)`. The optional boolean `mask` broadcasts against the scores `(..., Tq, Tk)`.
+# Return both the outputs and the weights. You may use your `masked_softmax` from exercise 1.
+
+# %% solution="scaled_dot_product_attention"
+def scaled_dot_product_attention(queries, keys, values, mask=None):
+    """Returns (outputs (..., Tq, dv), weights (..., Tq, Tk)).
+
+    Do not call torch.nn.functional.scaled_dot_product_attention or torch.nn.MultiheadAttention.
+    """
+    ### BEGIN SOLUTION
+    d = queries.shape[-1]
+    scores = queries @ keys.transpose(-2, -1) / math.sqrt(d)
+    weights = masked_softmax(scores, mask, dim=-1)
+    return weights @ values, weights
+    ### END SOLUTION
+
+
+# %% tests="attention_visible" points=2
+q, k, v = torch.randn(2, 4, 8), torch.randn(2, 6, 8), torch.randn(2, 6, 3)
+outputs, weights = scaled_dot_product_attention(q, k, v)
+check_shape(outputs, (2, 4, 3), "outputs")
+check_shape(weights, (2, 4, 6), "weights")
+check_close(weights.sum(-1), torch.ones(2, 4), "each row of weights must sum to 1")
+check_close(outputs, F.scaled_dot_product_attention(q, k, v), "outputs vs F.scaled_dot_product_attention")
+
+key_mask = torch.tensor([True, True, True, False, False, True])
+outputs, weights = scaled_dot_product_attention(q, k, v, key_mask)
+assert (weights[..., ~key_mask] == 0).all(), "masked keys must get exactly zero weight"
+check_close(outputs, F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask), "masked outputs vs torch")
+print("Exercise 3: visible tests passed.")
+
+# %% tests="attention_hidden" points=3
+# Hidden tests, run when the notebook is graded: leading batch dimensions, float32 and float64,
+# random and causal masks, huge activations, and no call to a built-in attention.
+### BEGIN HIDDEN TESTS
+from course.attention import causal_mask as reference_causal_mask
+from course.attention import scaled_dot_product_attention as reference_attention
+from course.checks import forbidden_calls
+
+generator = torch.Generator().manual_seed(33)
+for dtype, atol in ((torch.float32, 1e-5), (torch.float64, 1e-10)):
+    for leading, tq, tk, d, dv in [((), 1, 1, 1, 1), ((3,), 5, 7, 16, 4), ((2, 3), 6, 6, 8, 8), ((2,), 9, 4, 64, 5)]:
+        q = torch.randn(*leading, tq, d, generator=generator, dtype=dtype)
+        k = torch.randn(*leading, tk, d, generator=generator, dtype=dtype)
+        v = torch.randn(*leading, tk, dv, generator=generator, dtype=dtype)
+        mask = torch.rand(*leading, tq, tk, generator=generator) > 0.3
+        for this_mask in (None, mask):
+            with forbidden_calls((F, "scaled_dot_product_attention"), (torch.nn, "MultiheadAttention")):
+                got_out, got_w = scaled_dot_product_attention(q, k, v, this_mask)
+            want_out, want_w = reference_attention(q, k, v, this_mask)
+            check_close(got_w, want_w, f"weights {dtype} {tuple(q.shape)}", atol=atol)
+            check_close(got_out, want_out, f"outputs {dtype} {tuple(q.shape)}", atol=atol)
+
+# causal self-attention with huge activations: no NaN, and the first query sees only itself
+x = 1e3 * torch.randn(2, 5, 32, generator=generator)
+got_out, got_w = scaled_dot_product_attention(x, x, x, reference_causal_mask(5))
+want_out, want_w = reference_attention(x, x, x, reference_causal_mask(5))
+check_close(got_w, want_w, "causal weights with huge scores", atol=1e-5)
+check_close(got_out, want_out, "causal outputs with huge scores", atol=1e-2, rtol=1e-4)
+### END HIDDEN TESTS

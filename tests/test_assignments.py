@@ -1,0 +1,141 @@
+"""Every assignment is gradable, proven through the real nbgrader commands.
+
+For each exercise source in solutions/, a temporary nbgrader course is set up and three
+students submit: the reference solution (must earn full marks), the untouched student
+version (must earn zero on every graded cell) and a partial answer (the first exercise
+solved, the rest left as stubs: must earn some points, not all). Grades are read back from
+nbgrader's own CSV export and gradebook.
+"""
+
+import csv
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course.assignments import REPO, assignment_names, nbgrader_command, nbgrader_notebook, write_nbgrader_source
+
+ASSIGNMENTS = assignment_names()
+STUDENTS = ("solution", "stub", "partial")
+
+
+def released_notebook(course: Path, assignment: str) -> nbformat.NotebookNode:
+    return nbformat.read(course / "release" / assignment / f"{assignment}.ipynb", as_version=4)
+
+
+def answer_cells(notebook):
+    return [cell for cell in notebook.cells if cell.metadata.get("nbgrader", {}).get("solution")]
+
+
+def submission(course: Path, assignment: str, student: str) -> nbformat.NotebookNode:
+    """The student version, with the reference answer pasted into the answer cells the student 'solved'."""
+    notebook = released_notebook(course, assignment)
+    reference = {cell.metadata["nbgrader"]["grade_id"]: cell.source for cell in answer_cells(nbgrader_notebook(REPO / "solutions" / f"{assignment}.py"))}
+    solved = {"solution": len(reference), "stub": 0, "partial": 1}[student]
+    for cell in answer_cells(notebook)[:solved]:
+        cell.source = reference[cell.metadata["nbgrader"]["grade_id"]]
+    return notebook
+
+
+@pytest.fixture(scope="module")
+def graded_course(tmp_path_factory):
+    """A course directory with every assignment released, submitted by three students and autograded."""
+    course = tmp_path_factory.mktemp("course")
+    (course / "nbgrader_config.py").write_text(
+        "c = get_config()\n"
+        "c.CourseDirectory.course_id = 'test-course'\n"
+        "c.ExecutePreprocessor.timeout = 120\n"
+        "c.ClearSolutions.code_stub = {'python': '# YOUR CODE HERE\\nraise NotImplementedError()'}\n"
+    )
+    for student in STUDENTS:
+        nbgrader_command("db", "student", "add", student, cwd=course)
+    for assignment in ASSIGNMENTS:
+        write_nbgrader_source(assignment, course / "source")
+        nbgrader_command("generate_assignment", assignment, cwd=course)
+        for student in STUDENTS:
+            target = course / "submitted" / student / assignment / f"{assignment}.ipynb"
+            target.parent.mkdir(parents=True)
+            nbformat.write(submission(course, assignment, student), target)
+        nbgrader_command("autograde", assignment, cwd=course)
+        nbgrader_command("generate_feedback", assignment, cwd=course)
+    nbgrader_command("export", "--to", "grades.csv", cwd=course)
+    report_grades(course)
+    return course
+
+
+def report_grades(course: Path) -> None:
+    """Keep the observed grades for the end-of-run summary (tests/conftest.py prints them)."""
+    rows = sorted(f"{a}, {s}, {score:g}, {top:g}" for (a, s), (score, top) in exported_grades(course).items())
+    report = REPO / "_build" / "grades_observed.csv"
+    report.parent.mkdir(exist_ok=True)
+    report.write_text("\n".join(rows) + "\n")
+
+
+def exported_grades(course: Path) -> dict:
+    with open(course / "grades.csv", newline="") as handle:
+        return {(row["assignment"], row["student_id"]): (float(row["score"]), float(row["max_score"])) for row in csv.DictReader(handle)}
+
+
+def cell_grades(course: Path, assignment: str, student: str) -> dict:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        submitted = gradebook.find_submission_notebook(assignment, assignment, student)
+        return {grade.name: (grade.score, grade.max_score) for grade in submitted.grades}
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_solution_earns_full_marks(graded_course, assignment):
+    score, max_score = exported_grades(graded_course)[(assignment, "solution")]
+    assert max_score > 0
+    failing = {name: grade for name, grade in cell_grades(graded_course, assignment, "solution").items() if grade[0] != grade[1]}
+    assert score == max_score, f"the reference solution lost points on {failing}"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_untouched_stub_earns_zero_on_every_graded_cell(graded_course, assignment):
+    grades = cell_grades(graded_course, assignment, "stub")
+    assert grades, "no graded cells found"
+    assert {name: grade for name, grade in grades.items() if grade[0] != 0} == {}
+    assert exported_grades(graded_course)[(assignment, "stub")][0] == 0
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_partial_answer_earns_partial_marks(graded_course, assignment):
+    score, max_score = exported_grades(graded_course)[(assignment, "partial")]
+    assert 0 < score < max_score, f"first exercise solved: expected a partial score, got {score}/{max_score}"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_feedback_is_generated_for_every_student(graded_course, assignment):
+    for student in STUDENTS:
+        assert (graded_course / "feedback" / student / assignment / f"{assignment}.html").is_file()
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_student_version_in_exercises_is_the_nbgrader_release(graded_course, assignment):
+    """exercises/ must be exactly what nbgrader generates from solutions/ (run `python -m course.assignments release`)."""
+    committed = nbformat.read(REPO / "exercises" / assignment / f"{assignment}.ipynb", as_version=4)
+    fresh = released_notebook(graded_course, assignment)
+    assert [(c.cell_type, c.source, c.metadata) for c in committed.cells] == [
+        (c.cell_type, c.source, c.metadata) for c in fresh.cells
+    ], f"exercises/{assignment} is stale: run `python -m course.assignments release {assignment}`"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_student_version_shows_no_solution_and_no_hidden_test(assignment):
+    text = (REPO / "exercises" / assignment / f"{assignment}.ipynb").read_text()
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "reference_"):
+        assert marker not in text, f"{marker!r} leaked into the student version of {assignment}"
+    notebook = nbformat.read(REPO / "exercises" / assignment / f"{assignment}.ipynb", as_version=4)
+    assert all("raise NotImplementedError()" in cell.source for cell in answer_cells(notebook))
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_every_exercise_has_points_and_tests(assignment):
+    notebook = nbgrader_notebook(REPO / "solutions" / f"{assignment}.py")
+    test_cells = [c for c in notebook.cells if c.metadata["nbgrader"]["grade"]]
+    assert len(answer_cells(notebook)) >= 1 and len(test_cells) >= 2
+    assert all(c.metadata["nbgrader"]["points"] > 0 for c in test_cells)
+    assert any(re.search("BEGIN HIDDEN TESTS", c.source) for c in test_cells), "no hidden tests"

@@ -1,0 +1,72 @@
+"""The chapter-3 reference implementations that every later chapter relies on."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course.attention import causal_mask, masked_softmax, padding_mask, scaled_dot_product_attention
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_masked_softmax_without_mask_equals_torch_softmax(dtype):
+    scores = torch.randn(3, 4, 7, dtype=dtype)
+    for dim in (0, 1, -1):
+        torch.testing.assert_close(masked_softmax(scores, dim=dim), torch.softmax(scores, dim=dim))
+
+
+def test_masked_softmax_survives_huge_scores():
+    weights = masked_softmax(torch.tensor([[1e4, 1e4 - 1.0, -1e4]]))
+    assert torch.isfinite(weights).all()
+    torch.testing.assert_close(weights.sum(-1), torch.ones(1))
+
+
+def test_masked_keys_get_exactly_zero_weight_and_rows_sum_to_one():
+    scores = torch.randn(2, 3, 5)
+    mask = torch.tensor([True, False, True, True, False])
+    weights = masked_softmax(scores, mask)
+    assert (weights[..., ~mask] == 0).all()
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 3))
+
+
+def test_fully_masked_row_gives_zero_weights_and_zero_output():
+    q, k, v = torch.randn(1, 2, 4), torch.randn(1, 3, 4), torch.randn(1, 3, 5)
+    mask = torch.tensor([[True, False, True], [False, False, False]])
+    outputs, weights = scaled_dot_product_attention(q, k, v, mask)
+    assert torch.isfinite(outputs).all()
+    assert (weights[0, 1] == 0).all() and (outputs[0, 1] == 0).all()
+    torch.testing.assert_close(weights[0, 0].sum(), torch.tensor(1.0))
+
+
+@pytest.mark.parametrize("mask_kind", ["none", "padding", "causal", "random"])
+def test_attention_matches_torch_scaled_dot_product_attention(mask_kind):
+    q, k, v = torch.randn(3, 2, 6, 8), torch.randn(3, 2, 6, 8), torch.randn(3, 2, 6, 5)
+    mask = {
+        "none": None,
+        "padding": padding_mask(torch.tensor([6, 3, 1]))[:, None],  # (B, 1, 1, T) over heads and queries
+        "causal": causal_mask(6),
+        "random": (torch.rand(3, 2, 6, 6) > 0.5) | torch.eye(6, dtype=torch.bool),  # every row keeps a key
+    }[mask_kind]
+    outputs, _ = scaled_dot_product_attention(q, k, v, mask)
+    torch.testing.assert_close(outputs, F.scaled_dot_product_attention(q, k, v, attn_mask=mask), atol=1e-5, rtol=1e-4)
+
+
+def test_padding_mask_marks_real_positions():
+    expected = torch.tensor([[[True, True, False]], [[True, True, True]], [[True, False, False]]])
+    assert torch.equal(padding_mask(torch.tensor([2, 3, 1])), expected)
+    assert padding_mask(torch.tensor([2]), max_len=5).shape == (1, 1, 5)
+
+
+def test_causal_attention_outputs_do_not_depend_on_future_inputs():
+    x = torch.randn(1, 6, 4)
+    changed = x.clone()
+    changed[:, 4:] = torch.randn(1, 2, 4)  # change only the last two positions
+    before, _ = scaled_dot_product_attention(x, x, x, causal_mask(6))
+    after, _ = scaled_dot_product_attention(changed, changed, changed, causal_mask(6))
+    torch.testing.assert_close(before[:, :4], after[:, :4])
+    assert not torch.allclose(before[:, 4:], after[:, 4:])
+
+
+def test_attention_gradients_are_correct_in_float64():
+    q, k, v = (torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    mask = torch.tensor([True, True, False])
+    assert torch.autograd.gradcheck(lambda q, k, v: scaled_dot_product_attention(q, k, v, mask)[0], (q, k, v))
