@@ -22,11 +22,17 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $@
 
-book: setup
+book: setup _build/course-code.stamp
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
-test: setup
+test: setup _build/course-code.stamp
 	$(BIN)/python -m pytest
+
+# The execution cache is keyed by each chapter's own code, not by the shared code it imports:
+# when course/ changes, empty the cache so that every chapter runs again.
+_build/course-code.stamp: $(wildcard course/*.py)
+	rm -rf _build/.jupyter_cache
+	mkdir -p _build && touch $@
 
 release: setup
 	$(BIN)/python -m course.assignments release

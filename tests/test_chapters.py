@@ -1,22 +1,44 @@
-"""Every chapter executes from top to bottom, as the book build will run it."""
+"""Every chapter executes from top to bottom, as the book build runs it.
+
+A chapter is executed at most once per change: the tests and the book build share Jupyter
+Book's execution cache (_build/.jupyter_cache, keyed by the chapter's code). Whichever runs
+first executes the chapter; the other reads the executed notebook back. The Makefile empties
+the cache when the shared code in course/ changes, since the cache key cannot see it.
+"""
 
 from pathlib import Path
 
 import jupytext
 import pytest
+from jupyter_cache import get_cache
+from jupyter_cache.cache.main import CacheBundleIn
 from nbclient import NotebookClient
 
 REPO = Path(__file__).resolve().parent.parent
 CHAPTERS = sorted((REPO / "chapters").glob("ch*.md"))
 TOC = (REPO / "_toc.yml").read_text()
+CACHE = get_cache(REPO / "_build" / ".jupyter_cache")
+
+
+def executed(chapter: Path):
+    notebook = jupytext.read(chapter)
+    try:
+        return CACHE.get_cache_bundle(CACHE.match_cache_notebook(notebook).pk).nb
+    except KeyError:
+        pass
+    client = NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(chapter.parent)}})
+    client.execute()  # raises CellExecutionError, with the failing cell, on the first error
+    CACHE.cache_notebook_bundle(CacheBundleIn(notebook, str(chapter)), check_validity=False, overwrite=True)
+    return notebook
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=[path.stem for path in CHAPTERS])
 def test_chapter_executes_without_error(chapter):
-    notebook = jupytext.read(chapter)
-    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(chapter.parent)}}).execute()
+    notebook = executed(chapter)
     errors = [output for cell in notebook.cells for output in cell.get("outputs", []) if output.output_type == "error"]
     assert not errors
+    code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code_cells and all(cell.get("execution_count") for cell in code_cells), "some cells did not run"
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=[path.stem for path in CHAPTERS])

@@ -1,0 +1,188 @@
+"""The built website, as a reader's browser sees it (headless Chromium from the system, no download).
+
+Needs the site built first (`make book`; .ci/run builds it before the tests) and Debian's
+`chromium` package; without either the tests are skipped with the reason. Screenshots of the
+home page and a chapter are saved to _build/screenshots/ for review.
+"""
+
+import functools
+import http.server
+import re
+import shutil
+import threading
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SITE = REPO / "_build" / "html"
+SCREENSHOTS = REPO / "_build" / "screenshots"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Without the background-networking flags Chromium keeps trying to reach Google's hosts.
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+GENERATED_PAGES = {"genindex.html", "search.html"}
+
+pytestmark = [
+    pytest.mark.skipif(not (SITE / "index.html").exists(), reason="the website is not built: run `make book` first"),
+    pytest.mark.skipif(CHROMIUM is None, reason="Chromium is absent: `apt-get install chromium` to run the browser tests"),
+]
+
+
+def site_pages() -> list[Path]:
+    if not SITE.exists():
+        return []
+    return sorted(
+        path
+        for path in SITE.rglob("*.html")
+        if not {"_static", "_sources", "mathjax", "_images"} & set(path.relative_to(SITE).parts)
+    )
+
+
+PAGES = site_pages()
+
+
+class LinkCollector(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links, self.ids = [], set()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if attrs.get("id"):
+            self.ids.add(attrs["id"])
+        if tag == "a" and attrs.get("href"):
+            self.links.append(attrs["href"])
+        if tag in ("img", "script") and attrs.get("src"):
+            self.links.append(attrs["src"])
+        if tag == "link" and attrs.get("href"):
+            self.links.append(attrs["href"])
+
+
+@functools.cache
+def parsed(page: Path) -> LinkCollector:
+    collector = LinkCollector()
+    collector.feed(page.read_text(encoding="utf-8"))
+    return collector
+
+
+@pytest.fixture(scope="module")
+def server():
+    handler = functools.partial(QuietHandler, directory=str(SITE))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.problems = []
+    page.on("console", lambda message: message.type == "error" and page.problems.append(f"console: {message.text}"))
+    page.on("pageerror", lambda error: page.problems.append(f"page error: {error}"))
+    page.on("requestfailed", lambda request: page.problems.append(f"request failed: {request.url}"))
+    page.on("response", lambda response: response.status >= 400 and page.problems.append(f"HTTP {response.status}: {response.url}"))
+    yield page
+    context.close()
+
+
+def url_of(server: str, page: Path) -> str:
+    return f"{server}/{page.relative_to(SITE).as_posix()}"
+
+
+@pytest.mark.parametrize("html", PAGES, ids=[str(p.relative_to(SITE)) for p in PAGES])
+def test_page_loads_without_errors_and_every_image_loads(server, page, html):
+    page.goto(url_of(server, html), wait_until="load")
+    page.wait_for_load_state("networkidle")
+    broken = page.evaluate("Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)")
+    assert broken == [], f"images that did not load: {broken}"
+    assert page.problems == [], "\n".join(page.problems)
+
+
+@pytest.mark.parametrize("html", [p for p in PAGES if p.name not in GENERATED_PAGES], ids=lambda p: str(p.relative_to(SITE)))
+def test_images_have_alt_text(html):
+    text = html.read_text(encoding="utf-8")
+    images = re.findall(r"<img\b[^>]*>", text)
+    missing = [tag for tag in images if not re.search(r'\balt="[^"]+"', tag) and "logo" not in tag]
+    assert missing == [], f"{len(missing)} images without alt text, e.g. {missing[:1]}"
+
+
+@pytest.mark.parametrize("html", PAGES, ids=[str(p.relative_to(SITE)) for p in PAGES])
+def test_internal_links_resolve(html):
+    broken = []
+    for link in parsed(html).links:
+        parts = urlsplit(link)
+        if parts.scheme or link.startswith(("//", "mailto:", "javascript:")):
+            continue
+        target = (html.parent / unquote(parts.path)).resolve() if parts.path else html
+        if target.is_dir():
+            target = target / "index.html"
+        if not target.exists():
+            broken.append(link)
+        elif parts.fragment and target.suffix == ".html" and parts.fragment not in parsed(target).ids:
+            broken.append(link)
+    assert broken == [], f"links that lead nowhere: {broken}"
+
+
+def pages_with_math() -> list[Path]:
+    return [page for page in PAGES if 'class="math' in page.read_text(encoding="utf-8")]
+
+
+@pytest.mark.parametrize("html", pages_with_math(), ids=lambda p: str(p.relative_to(SITE)))
+def test_math_is_rendered_by_the_bundled_mathjax(server, page, html):
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(url_of(server, html), wait_until="load")
+    page.wait_for_selector("mjx-container", state="attached", timeout=20_000)
+    unrendered = page.evaluate(
+        "Array.from(document.querySelectorAll('.math')).filter(e => !e.querySelector('mjx-container')).length"
+    )
+    assert unrendered == 0, f"{unrendered} formulas were not typeset"
+    assert any("/mathjax/tex-chtml.js" in url for url in requested)
+    assert not [url for url in requested if not url.startswith(server)], "the page fetched something from outside"
+    assert page.problems == [], "\n".join(page.problems)
+
+
+def test_search_finds_a_term_of_the_course(server, page):
+    page.goto(f"{server}/search.html?q=softmax", wait_until="load")
+    page.wait_for_selector("#search-results ul.search li", timeout=20_000)
+    titles = page.locator("#search-results ul.search li a").all_inner_texts()
+    assert any("Attention" in title for title in titles), titles
+
+
+def test_screenshots_of_home_page_and_a_chapter(server, page):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for name, html in (("home", SITE / "index.html"), ("chapter03", SITE / "chapters" / "ch03_attention.html")):
+        page.goto(url_of(server, html), wait_until="networkidle")
+        if html.name != "index.html":
+            page.wait_for_selector("mjx-container", state="attached", timeout=20_000)
+        path = SCREENSHOTS / f"{name}.png"
+        page.screenshot(path=str(path), full_page=False)
+        assert path.stat().st_size > 10_000
