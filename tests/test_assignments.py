@@ -43,10 +43,10 @@ def graded_course(tmp_path_factory):
     """A course directory with every assignment released, submitted by three students and autograded."""
     course = tmp_path_factory.mktemp("course")
     (course / "nbgrader_config.py").write_text(
+        "from course.grading import configure_grading\n"
         "c = get_config()\n"
         "c.CourseDirectory.course_id = 'test-course'\n"
-        "c.ExecutePreprocessor.timeout = 120\n"
-        "c.ClearSolutions.code_stub = {'python': '# YOUR CODE HERE\\nraise NotImplementedError()'}\n"
+        "configure_grading(c)\n"
     )
     for student in STUDENTS:
         nbgrader_command("db", "student", "add", student, cwd=course)
