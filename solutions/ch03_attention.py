@@ -70,11 +70,12 @@ def masked_softmax(scores, mask=None, dim=-1):
     ### BEGIN SOLUTION
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
-    row_max = scores.amax(dim=dim, keepdim=True)
-    row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
-    exps = torch.exp(scores - row_max)
+    # The max of a fully masked row is -inf; shifting by it would give -inf - (-inf) = NaN.
+    shift = scores.amax(dim=dim, keepdim=True).nan_to_num(neginf=0.0)
+    exps = (scores - shift).exp()  # masked entries: exp(-inf) = 0
     total = exps.sum(dim=dim, keepdim=True)
-    return exps / torch.where(total > 0, total, torch.ones_like(total))
+    # A fully masked row sums to 0: dividing by the smallest positive number keeps it at 0.
+    return exps / total.clamp_min(torch.finfo(exps.dtype).tiny)
     ### END SOLUTION
 
 
