@@ -1,0 +1,233 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Exercises 5: multi-head attention
+#
+# The batched multi-head attention layer of chapter 5, equal to `torch.nn.MultiheadAttention`
+# given the same weights.
+#
+# | exercise | points |
+# | --- | --- |
+# | 1. splitting into heads and merging them back | 3 |
+# | 2. multi-head attention: fused QKV, batched heads, output projection, masks, cross-attention | 7 |
+#
+# **How you are graded.** Each test cell below is worth points. The tests you see check the
+# basics and say what went wrong; when the notebook is graded, further hidden tests compare
+# your code with the course's reference implementation and with `torch.nn.MultiheadAttention`
+# on random shapes, `float32` and `float64`, padding and causal masks. Run every cell from the
+# top (*Kernel → Restart & Run All*) before you submit.
+#
+# **Conventions.** Letters: `B` batch, `T` length, `D` model width, `H` heads, `Dh = D / H`.
+# Our masks are boolean with `True` = *may attend*, broadcast against `(B, Tq, Tk)`.
+# `torch.nn.MultiheadAttention` uses the opposite convention (`True` = *masked out*), hence the
+# `~` in the tests. You may use `scaled_dot_product_attention` from `course.attention`.
+
+# %%
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from course.attention import causal_mask, padding_mask, scaled_dot_product_attention
+from course.checks import check_close, check_shape
+
+torch.manual_seed(0)
+
+# %% [markdown]
+# ## Exercise 1: splitting into heads and merging them back (3 points)
+#
+# Head $h$ works in its own slice of the features, columns $h \cdot D_h$ to $(h+1) \cdot D_h - 1$.
+# `split_heads` turns `(B, T, D)` into `(B, H, T, Dh)` so that one batched matrix product
+# handles every head at once; `merge_heads` is its inverse, `(B, H, T, Dh) -> (B, T, H*Dh)`,
+# which places the heads' outputs side by side: the concatenation.
+#
+# Hint: `view` (or `reshape`) then `transpose`. Mind the order: a plain `x.view(B, H, T, Dh)`
+# has the right shape and the wrong contents.
+
+# %% solution="heads"
+def split_heads(x, num_heads):
+    """(B, T, D) -> (B, H, T, D // H); out[:, h] holds the columns h*Dh .. (h+1)*Dh - 1 of x."""
+    ### BEGIN SOLUTION
+    return x.unflatten(-1, (num_heads, -1)).permute(0, 2, 1, 3)  # (B, T, H, Dh) -> (B, H, T, Dh)
+    ### END SOLUTION
+
+
+def merge_heads(x):
+    """(B, H, T, Dh) -> (B, T, H * Dh), the inverse of split_heads."""
+    ### BEGIN SOLUTION
+    return x.permute(0, 2, 1, 3).flatten(-2)  # (B, T, H, Dh) -> (B, T, H * Dh)
+    ### END SOLUTION
+
+
+# %% tests="heads_visible" points=1
+x = torch.arange(2 * 3 * 6, dtype=torch.float32).view(2, 3, 6)
+heads = split_heads(x, 2)
+check_shape(heads, (2, 2, 3, 3), "split_heads(x of shape (2, 3, 6), 2)")
+check_close(heads[0, 1], x[0, :, 3:6], "head 1 of sequence 0 should be columns 3..5 of x[0]")
+check_close(merge_heads(heads), x, "merge_heads(split_heads(x)) should give x back")
+print("Exercise 1: visible tests passed.")
+
+# %% tests="heads_hidden" points=2
+# Hidden tests, run when the notebook is graded: random shapes, equal to the reference.
+### BEGIN HIDDEN TESTS
+from course.transformer import merge_heads as reference_merge
+from course.transformer import split_heads as reference_split
+
+generator = torch.Generator().manual_seed(51)
+for B, T, H, Dh in ((1, 1, 1, 1), (2, 5, 4, 3), (3, 7, 8, 2), (1, 4, 1, 6)):
+    x = torch.randn(B, T, H * Dh, generator=generator, dtype=torch.float64)
+    check_close(split_heads(x, H), reference_split(x, H), f"split_heads {tuple(x.shape)}, H={H}", atol=0)
+    y = torch.randn(B, H, T, Dh, generator=generator)
+    check_close(merge_heads(y), reference_merge(y), f"merge_heads {tuple(y.shape)}", atol=0)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Exercise 2: multi-head attention (7 points)
+#
+# $$\mathrm{head}_h = \mathrm{softmax}\!\left(\frac{Q_h K_h^\top}{\sqrt{D_h}}\right) V_h, \qquad
+# \mathrm{MultiHead}(X) = [\mathrm{head}_1 \mid \dots \mid \mathrm{head}_H]\, W_o + b_o$$
+#
+# where $Q_h, K_h, V_h$ are head $h$'s slices of $Q = X W_q$, $K = X W_k$, $V = X W_v$.
+#
+# The module has exactly two linear layers, whose names the tests rely on:
+#
+# * `self.qkv = nn.Linear(D, 3 * D)`: the stacked $[W_q \mid W_k \mid W_v]$ (output columns: queries, then keys, then values);
+# * `self.out = nn.Linear(D, D)`: the output projection $W_o$.
+#
+# `forward(x, memory=None, mask=None)`:
+#
+# * **self-attention** when `memory is None`: Q, K and V all come from `x`, with one call of `self.qkv`;
+# * **cross-attention** when `memory` `(B, Tk, D)` is given: queries from `x` with the first `D`
+#   rows of `self.qkv.weight` (and of its bias), keys and values from `memory` with the other `2 D` rows
+#   (`F.linear(input, weight, bias)` applies a slice of a weight);
+# * `mask`: bool, broadcastable to `(B, Tq, Tk)`, the same for every head. Before the heads
+#   see it, give a 3-dimensional mask an axis for the heads (`mask.unsqueeze(-3)`: `(B, 1, Tq, Tk)`);
+#   a 2-dimensional `(Tq, Tk)` mask already broadcasts;
+# * returns the outputs `(B, Tq, D)` and **every head's** weights `(B, H, Tq, Tk)`.
+#
+# No loop over heads: split, one batched attention call, merge.
+
+# %% solution="multi_head_attention"
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention equal to nn.MultiheadAttention(D, H, batch_first=True) with the same weights.
+
+    Attributes: qkv = nn.Linear(D, 3 D) (like in_proj_weight / in_proj_bias), out = nn.Linear(D, D) (out_proj).
+    forward(x (B, Tq, D), memory (B, Tk, D) or None, mask bool broadcastable to (B, Tq, Tk) or None)
+        -> (outputs (B, Tq, D), weights (B, H, Tq, Tk))
+
+    Do not use nn.MultiheadAttention, F.multi_head_attention_forward or F.scaled_dot_product_attention.
+    """
+
+    def __init__(self, d_model, num_heads):
+        super().__init__()
+        self.d_model, self.num_heads = d_model, num_heads
+        ### BEGIN SOLUTION
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+        ### END SOLUTION
+
+    def forward(self, x, memory=None, mask=None):
+        ### BEGIN SOLUTION
+        D, H = self.d_model, self.num_heads
+        if memory is None:
+            queries, keys, values = self.qkv(x).chunk(3, dim=-1)
+        else:  # the first D rows of the stacked weight project queries, the other 2D keys and values
+            weight_q, weight_kv = self.qkv.weight.split([D, 2 * D])
+            bias_q, bias_kv = self.qkv.bias.split([D, 2 * D])
+            queries = F.linear(x, weight_q, bias_q)
+            keys, values = F.linear(memory, weight_kv, bias_kv).chunk(2, dim=-1)
+        q, k, v = split_heads(queries, H), split_heads(keys, H), split_heads(values, H)  # (B, H, T, Dh)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(D // H)  # (B, H, Tq, Tk)
+        if mask is not None:
+            head_mask = mask[..., None, :, :] if mask.dim() >= 3 else mask  # same mask for every head
+            scores = scores.masked_fill(~head_mask, float("-inf"))
+        weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # a query that sees nothing gets zeros
+        return self.out(merge_heads(weights @ v)), weights
+        ### END SOLUTION
+
+
+# %% tests="multi_head_attention_visible" points=3
+torch.manual_seed(5)
+D, H = 12, 3
+ours = MultiHeadAttention(D, H)
+assert isinstance(getattr(ours, "qkv", None), nn.Linear) and ours.qkv.weight.shape == (3 * D, D), "qkv must be nn.Linear(D, 3 D)"
+assert isinstance(getattr(ours, "out", None), nn.Linear) and ours.out.weight.shape == (D, D), "out must be nn.Linear(D, D)"
+
+theirs = nn.MultiheadAttention(D, H, batch_first=True)
+with torch.no_grad():  # the same weights in both modules
+    theirs.in_proj_weight.copy_(ours.qkv.weight)
+    theirs.in_proj_bias.copy_(ours.qkv.bias)
+    theirs.out_proj.weight.copy_(ours.out.weight)
+    theirs.out_proj.bias.copy_(ours.out.bias)
+
+x = torch.randn(2, 5, D)
+outputs, weights = ours(x)
+check_shape(outputs, (2, 5, D), "outputs")
+check_shape(weights, (2, H, 5, 5), "per-head weights")
+want_outputs, want_weights = theirs(x, x, x, average_attn_weights=False)
+check_close(outputs, want_outputs, "outputs vs nn.MultiheadAttention")
+check_close(weights, want_weights, "per-head weights vs nn.MultiheadAttention(average_attn_weights=False)")
+
+keys_ok = padding_mask(torch.tensor([5, 3]))  # (2, 1, 5)
+outputs, weights = ours(x, mask=keys_ok)
+want_outputs, _ = theirs(x, x, x, key_padding_mask=~keys_ok[:, 0])
+check_close(outputs, want_outputs, "outputs with a padding mask")
+assert (weights[1, :, :, 3:] == 0).all(), "padded keys must get exactly zero weight in every head"
+print("Exercise 2: visible tests passed.")
+
+# %% tests="multi_head_attention_hidden" points=4
+# Hidden tests, run when the notebook is graded: random sizes, float32 and float64, padding,
+# causal and combined masks, cross-attention, compared with nn.MultiheadAttention and the reference.
+### BEGIN HIDDEN TESTS
+from course.checks import forbidden_calls
+from course.transformer import MultiHeadAttention as ReferenceMultiHeadAttention
+from course.transformer import load_from_torch
+
+generator = torch.Generator().manual_seed(52)
+for dtype, atol in ((torch.float32, 1e-5), (torch.float64, 1e-10)):
+    for B, Tq, Tk, D, H in ((1, 1, 1, 2, 1), (3, 6, 6, 16, 4), (2, 4, 7, 12, 6), (2, 8, 5, 8, 8)):
+        torch.manual_seed(int(torch.randint(0, 10**6, (1,), generator=generator)))
+        theirs = nn.MultiheadAttention(D, H, batch_first=True).to(dtype)
+        student = MultiHeadAttention(D, H).to(dtype)
+        load_from_torch(student, theirs)
+        reference = load_from_torch(ReferenceMultiHeadAttention(D, H).to(dtype), theirs)
+        x = torch.randn(B, Tq, D, generator=generator, dtype=dtype)
+        memory = torch.randn(B, Tk, D, generator=generator, dtype=dtype)
+        lengths = torch.randint(1, Tk + 1, (B,), generator=generator)
+        keys_ok = padding_mask(lengths, Tk)
+        cases = [("padding", memory, keys_ok, {"key_padding_mask": ~keys_ok[:, 0]})]
+        cases.append(("cross, no mask", memory, None, {}))
+        if Tq == Tk:
+            self_keys_ok = padding_mask(lengths, Tq)
+            cases += [
+                ("self, no mask", None, None, {}),
+                ("self, causal", None, causal_mask(Tq), {"attn_mask": ~causal_mask(Tq)}),
+                ("self, padding", None, self_keys_ok, {"key_padding_mask": ~self_keys_ok[:, 0]}),
+                ("self, causal + padding", None, self_keys_ok & causal_mask(Tq),
+                 {"attn_mask": ~causal_mask(Tq), "key_padding_mask": ~self_keys_ok[:, 0]}),
+            ]
+        for name, mem, mask, torch_masks in cases:
+            source = x if mem is None else mem
+            with forbidden_calls((nn, "MultiheadAttention"), (F, "multi_head_attention_forward"), (F, "scaled_dot_product_attention")):
+                got_out, got_w = student(x, mem, mask)
+            want_out, want_w = reference(x, mem, mask=mask)
+            check_shape(got_w, (B, H, Tq, Tk), f"weights, {name}")
+            check_close(got_w, want_w, f"weights, {name}, {dtype}, B={B} Tq={Tq} Tk={Tk} D={D} H={H}", atol=atol)
+            check_close(got_out, want_out, f"outputs, {name}, {dtype}, B={B} Tq={Tq} Tk={Tk} D={D} H={H}", atol=atol)
+            valid = (want_w.sum(-1) > 0).all()
+            if valid:  # torch returns NaN for a query that sees nothing; we return zeros
+                torch_out, torch_w = theirs(x, source, source, average_attn_weights=False, **torch_masks)
+                check_close(got_out, torch_out, f"outputs vs nn.MultiheadAttention, {name}, {dtype}", atol=atol)
+                check_close(got_w, torch_w, f"weights vs nn.MultiheadAttention, {name}, {dtype}", atol=atol)
+### END HIDDEN TESTS
