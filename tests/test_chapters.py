@@ -6,6 +6,7 @@ first executes the chapter; the other reads the executed notebook back. The Make
 the cache when the shared code in course/ changes, since the cache key cannot see it.
 """
 
+import time
 from pathlib import Path
 
 import jupytext
@@ -27,9 +28,25 @@ def executed(chapter: Path):
     except KeyError:
         pass
     client = NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(chapter.parent)}})
+    start = time.perf_counter()
     client.execute()  # raises CellExecutionError, with the failing cell, on the first error
-    CACHE.cache_notebook_bundle(CacheBundleIn(notebook, str(chapter)), check_validity=False, overwrite=True)
+    seconds = time.perf_counter() - start
+    bundle = CacheBundleIn(notebook, str(chapter), data={"execution_seconds": seconds})  # as the book build records it
+    CACHE.cache_notebook_bundle(bundle, check_validity=False, overwrite=True)
     return notebook
+
+
+def execution_seconds() -> dict[str, float]:
+    """Each chapter's execution time, as recorded in the cache by whichever run executed it."""
+    times = {}
+    for chapter in CHAPTERS:
+        try:
+            record = CACHE.match_cache_notebook(jupytext.read(chapter))
+        except KeyError:
+            continue
+        if "execution_seconds" in record.data:
+            times[chapter.stem] = record.data["execution_seconds"]
+    return times
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=[path.stem for path in CHAPTERS])
