@@ -1,0 +1,103 @@
+"""Time the grading of a simulated class: N students x every assignment, with the course's settings.
+
+For each assignment, a temporary nbgrader course is released and N students submit the
+reference solution (every test runs to the end, so each submission costs what the notebook
+costs; `--mix` makes a third of them stubs and a third partial instead); one
+`nbgrader autograde` grades them all. The overhead per submission is the autograde time per
+submission minus the time to execute the reference notebook alone in a fresh kernel (the
+notebook's own compute, kernel start and imports included).
+
+    .venv/bin/python benchmarks/grade_class.py --students 30
+    .venv/bin/python benchmarks/grade_class.py --students 6 ch03_attention
+"""
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+from course.assignments import REPO, assignment_names, nbgrader_command, nbgrader_notebook, write_nbgrader_source
+
+KINDS = ("solution", "stub", "partial")
+
+
+def submission(release: Path, assignment: str, kind: str) -> nbformat.NotebookNode:
+    notebook = nbformat.read(release, as_version=4)
+    reference = [c.source for c in nbgrader_notebook(REPO / "solutions" / f"{assignment}.py").cells if c.metadata["nbgrader"]["solution"]]
+    answers = [c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("solution")]
+    solved = {"solution": len(answers), "stub": 0, "partial": 1}[kind]
+    for cell, source in list(zip(answers, reference))[:solved]:
+        cell.source = source
+    return notebook
+
+
+def plain_execution_s(notebook_path: Path) -> float:
+    """The notebook's own cost: run the reference solution once in a fresh kernel, no grading around it."""
+    notebook = nbformat.read(notebook_path, as_version=4)
+    start = time.perf_counter()
+    NotebookClient(notebook, timeout=600, allow_errors=True, resources={"metadata": {"path": str(notebook_path.parent)}}).execute()
+    return time.perf_counter() - start
+
+
+def grade_class(assignment: str, students: int, workdir: Path, kinds=("solution",)) -> dict:
+    course = workdir / assignment
+    course.mkdir()
+    (course / "nbgrader_config.py").write_text(
+        "from course.grading import configure_grading\nc = get_config()\n"
+        "c.CourseDirectory.course_id = 'benchmark'\nconfigure_grading(c)\n"
+    )
+    source = write_nbgrader_source(assignment, course / "source")
+    nbgrader_command("generate_assignment", assignment, cwd=course)
+    release = course / "release" / assignment / f"{assignment}.ipynb"
+    names = [f"student{i:02d}" for i in range(students)]
+    for i, name in enumerate(names):
+        nbgrader_command("db", "student", "add", name, cwd=course)
+        target = course / "submitted" / name / assignment / f"{assignment}.ipynb"
+        target.parent.mkdir(parents=True)
+        nbformat.write(submission(release, assignment, kinds[i % len(kinds)]), target)
+
+    own_compute = plain_execution_s(source)
+    start = time.perf_counter()
+    nbgrader_command("autograde", assignment, cwd=course)
+    autograde = time.perf_counter() - start
+    start = time.perf_counter()
+    nbgrader_command("generate_feedback", assignment, cwd=course)
+    feedback = time.perf_counter() - start
+    per_submission = autograde / students
+    return {
+        "assignment": assignment, "students": students, "own compute s": own_compute,
+        "autograde s": autograde, "per submission s": per_submission,
+        "overhead s": per_submission - own_compute, "feedback s": feedback,
+    }
+
+
+def print_table(rows: list[dict]) -> None:
+    columns = list(rows[0])
+    print("| " + " | ".join(columns) + " |")
+    print("|" + " --- |" * len(columns))
+    for row in rows:
+        print("| " + " | ".join(f"{v:.1f}" if isinstance(v, float) else str(v) for v in row.values()) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--students", type=int, default=30)
+    parser.add_argument("--mix", action="store_true", help="solutions, stubs and partial answers in turn")
+    parser.add_argument("assignments", nargs="*", help="default: every assignment in solutions/")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as workdir:
+        for assignment in args.assignments or assignment_names():
+            rows.append(grade_class(assignment, args.students, Path(workdir), KINDS if args.mix else ("solution",)))
+            print(", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in rows[-1].items()), flush=True)
+    total = sum(row["autograde s"] + row["feedback s"] for row in rows)
+    submissions = sum(row["students"] for row in rows)
+    print_table(rows)
+    print(f"\n{submissions} submissions: autograde + feedback {total:.0f} s in total, {total / submissions:.1f} s per submission")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,308 @@
+"""An integrity pass over a student's code, before the grader runs it.
+
+The tests of an exercise run in the same Python process as the student's answers, so an
+answer can do more than compute: rebind the helpers the tests check with
+(``torch.allclose = lambda *a, **k: True``), hand the work to the built-in the exercise asks
+for (``F.scaled_dot_product_attention``), import the reference implementation
+(``course.attention``), read the solutions, exit the kernel, write files anywhere. This module
+reads each cell the student wrote (answer cells and cells they added) as a syntax tree and lists
+what it may not do, with line numbers and a reason a student can read.
+
+It is a static check, not a sandbox: it closes the easy doors (and all the ones a test can
+name); the kernel's resource limits and the grader's output limits (course/grading.py) bound
+the rest. The rules:
+
+* imports: only the modules an answer needs (``ALLOWED_MODULES``); never ``course`` beyond
+  ``course.checks``, never ``solutions``;
+* calls that escape static reading or reach outside the notebook: ``open``, ``exec``,
+  ``eval``, ``__import__``, ``setattr``, ``globals``, ``getattr`` with a computed name, ...;
+* attributes that lead to files, processes, the interpreter or the caller's frames
+  (``torch.save``, ``np.load``, ``torch.os``, ``f_back``, ``__dict__``, ...);
+* assigning to an attribute of a module or of a checking helper (``np.allclose = ...``);
+* rebinding, at the top level of a cell, a name the instructor's cells bound (``torch``,
+  ``check_close``, ``forbidden_calls``) or a builtin (``isinstance``, ``AssertionError``);
+* per exercise: the built-ins its hidden tests forbid with ``forbidden_calls((torch,
+  "softmax"), ...)`` may not even be mentioned in the answer cell that defines the function
+  called inside that ``with`` block (so a reference captured before the test runs is caught).
+"""
+
+import ast
+import builtins
+from dataclasses import dataclass
+
+# Modules an answer may import. Everything else (os, sys, subprocess, pathlib, importlib,
+# inspect, ctypes, pickle, ...) has no use in these exercises and many uses in cheating.
+ALLOWED_MODULES = {
+    "torch", "numpy", "math", "cmath", "random", "functools", "itertools", "operator",
+    "collections", "dataclasses", "typing", "string", "re", "statistics", "heapq", "bisect",
+    "copy", "enum", "abc", "numbers", "decimal", "fractions", "einops", "course.checks",
+}
+
+FORBIDDEN_CALLS = {
+    "open": "opens files",
+    "exec": "runs code the integrity check cannot read",
+    "eval": "runs code the integrity check cannot read",
+    "compile": "builds code the integrity check cannot read",
+    "__import__": "imports modules behind the check's back",
+    "globals": "reaches the notebook's global names (where the checking helpers live)",
+    "locals": "reaches names behind the check's back",
+    "vars": "reaches an object's namespace behind the check's back",
+    "setattr": "rebinds attributes behind the check's back",
+    "delattr": "deletes attributes behind the check's back",
+    "exit": "ends the grader's kernel",
+    "quit": "ends the grader's kernel",
+    "breakpoint": "stops the grader waiting for input",
+    "input": "stops the grader waiting for input",
+    "get_ipython": "runs shell commands or magics",
+}
+
+# Attribute names that lead out of the exercise: files, processes, the interpreter, frames.
+FORBIDDEN_ATTRIBUTES = {
+    # files
+    "save", "load", "loadtxt", "savetxt", "genfromtxt", "fromfile", "tofile", "memmap",
+    "read_text", "read_bytes", "write_text", "write_bytes", "open", "hub", "cpp_extension",
+    # processes and the interpreter
+    "os", "sys", "subprocess", "shutil", "builtins", "importlib", "inspect", "ctypes", "ctypeslib",
+    "pathlib", "io", "signal", "socket", "pickle", "_exit", "system", "popen", "kill", "modules",
+    "_C", "ops",
+    # frames and namespaces (a function could read the hidden tests that call it)
+    "f_back", "f_globals", "f_locals", "f_code", "f_builtins", "tb_frame", "gi_frame", "cr_frame",
+    "_getframe", "__traceback__", "__dict__", "__globals__", "__builtins__", "__code__",
+    "__closure__", "__subclasses__", "__import__", "__loader__", "__spec__", "__getattribute__",
+    "__setattr__", "__delattr__", "__reduce__", "__reduce_ex__",
+}
+FORBIDDEN_NAMES = {"__builtins__", "__loader__", "__spec__"}
+FORBIDDEN_STRINGS = ("solutions/", "course/", "../", "gradebook", "nbgrader", "autograded/", "submitted/")
+BUILTIN_NAMES = set(dir(builtins)) - {"_", "__name__", "__doc__"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
+def check_answer(source: str, protected_names: set[str] = frozenset(), forbidden_here: set[str] = frozenset()) -> list[Finding]:
+    """What the student's cell `source` may not do, in line order (empty: nothing found).
+
+    protected_names: names the instructor's cells bind (imports, helpers), which the answer may
+    not rebind at the top level; forbidden_here: attribute names the exercise forbids (the
+    built-in it reimplements). A cell that does not parse gets no finding: it fails when run.
+    """
+    try:
+        tree = ast.parse(python_source(source))
+    except SyntaxError:
+        return []
+    visitor = _IntegrityVisitor(set(protected_names) | BUILTIN_NAMES, set(forbidden_here))
+    visitor.visit(tree)
+    return sorted(set(visitor.findings), key=lambda finding: (finding.line, finding.reason))
+
+
+def python_source(cell_source: str) -> str:
+    """IPython syntax (``%magic``, ``!shell``) as the Python it runs (``get_ipython().system(...)``), so it is checked too."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    try:
+        return TransformerManager().transform_cell(cell_source)
+    except Exception:  # a cell IPython cannot read either: leave it to fail at run time
+        return cell_source
+
+
+def names_bound_at_top_level(source: str) -> set[str]:
+    """The modules and helpers an instructor's cell imports or defines (not its plain variables,
+    which a student may well reuse for scratch work: the tests assign those again anyway)."""
+    try:
+        tree = ast.parse(python_source(source))
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in tree.body:
+        for child in ast.walk(node):
+            if isinstance(child, (ast.Import, ast.ImportFrom)):
+                names.update((alias.asname or alias.name).split(".")[0] for alias in child.names)
+            elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(child.name)
+                break  # names inside a function body are local
+    return names
+
+
+def defined_functions(source: str) -> set[str]:
+    """The functions and classes a cell defines at its top level (what the tests call)."""
+    try:
+        tree = ast.parse(python_source(source))
+    except SyntaxError:
+        return set()
+    return {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+
+
+def forbidden_by_tests(test_source: str) -> dict[str, set[str]]:
+    """From a test cell: {function the test calls inside ``with forbidden_calls(...)``: attribute names forbidden to it}.
+
+    ``with forbidden_calls((torch, "tril"), (torch.Tensor, "tril")): got = causal_mask(size)``
+    gives ``{"causal_mask": {"tril"}}``.
+    """
+    try:
+        tree = ast.parse(test_source)
+    except SyntaxError:
+        return {}
+    forbidden: dict[str, set[str]] = {}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.With):
+            continue
+        names = set()
+        for item in node.items:
+            call = item.context_expr
+            if isinstance(call, ast.Call) and _called_name(call) == "forbidden_calls":
+                for target in call.args:
+                    if isinstance(target, ast.Tuple) and len(target.elts) == 2 and isinstance(target.elts[1], ast.Constant):
+                        names.add(str(target.elts[1].value))
+        if not names:
+            continue
+        for statement in node.body:
+            for inner in ast.walk(statement):
+                if isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name):
+                    forbidden.setdefault(inner.func.id, set()).update(names)
+    return forbidden
+
+
+def _called_name(call: ast.Call) -> str:
+    function = call.func
+    return function.id if isinstance(function, ast.Name) else function.attr if isinstance(function, ast.Attribute) else ""
+
+
+def _root_name(node: ast.AST) -> str | None:
+    """`torch` for `torch.nn.functional.softmax`, `x` for `x[0].y`; None for a call's result."""
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _module_allowed(module: str) -> bool:
+    return any(module == allowed or module.startswith(allowed + ".") for allowed in ALLOWED_MODULES) and not (
+        module.startswith("course") and not module.startswith("course.checks")
+    )
+
+
+class _IntegrityVisitor(ast.NodeVisitor):
+    def __init__(self, protected: set[str], forbidden_here: set[str]):
+        self.protected = protected
+        self.forbidden_here = forbidden_here
+        self.findings: list[Finding] = []
+        self.function_depth = 0
+        self.global_names: set[str] = set()
+        # names the answer bound to a protected object (`t = torch`): attribute stores through them count too
+        self.aliases: set[str] = set()
+
+    def flag(self, node: ast.AST, reason: str) -> None:
+        self.findings.append(Finding(getattr(node, "lineno", 0), reason))
+
+    # imports
+    def visit_Import(self, node):
+        for alias in node.names:
+            if not _module_allowed(alias.name):
+                self.flag(node, f"imports {alias.name}, which answers may not use")
+            bound = (alias.asname or alias.name).split(".")[0]
+            self._check_binding(node, bound)
+            self.aliases.add(bound)  # a module: assigning to its attributes rebinds them for the tests too
+
+    def visit_ImportFrom(self, node):
+        module = "." * node.level + (node.module or "")
+        if node.level or not _module_allowed(module):
+            self.flag(node, f"imports from {module}, which answers may not use")
+        for alias in node.names:
+            if alias.name == "*":
+                self.flag(node, f"`from {module} import *` hides which names the answer uses")
+            elif alias.name in self.forbidden_here:
+                self.flag(node, f"imports {alias.name}, which this exercise asks you to write yourself")
+            elif alias.name in FORBIDDEN_ATTRIBUTES:
+                self.flag(node, f"imports {module}.{alias.name}, which answers may not use")
+            self._check_binding(node, alias.asname or alias.name)
+            self.aliases.add(alias.asname or alias.name)
+
+    # calls, attributes, names, strings
+    def visit_Call(self, node):
+        name = node.func.id if isinstance(node.func, ast.Name) else None
+        if name in FORBIDDEN_CALLS:
+            self.flag(node, f"calls {name}(), which {FORBIDDEN_CALLS[name]}")
+        if name == "getattr" and not (len(node.args) >= 2 and isinstance(node.args[1], ast.Constant)):
+            self.flag(node, "calls getattr() with a computed name, which the integrity check cannot read")
+        if name == "getattr" and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant):
+            self._check_attribute_name(node, str(node.args[1].value))
+        self.generic_visit(node)
+
+    def visit_Attribute(self, node):
+        self._check_attribute_name(node, node.attr)
+        if isinstance(node.ctx, (ast.Store, ast.Del)):
+            root = _root_name(node)
+            if root in self.protected or root in self.aliases:
+                self.flag(node, f"assigns to {ast.unparse(node)}, replacing something the tests rely on")
+        self.generic_visit(node)
+
+    def _check_attribute_name(self, node, attribute: str) -> None:
+        if attribute in self.forbidden_here:
+            self.flag(node, f"uses .{attribute}, which this exercise asks you to write yourself")
+        elif attribute in FORBIDDEN_ATTRIBUTES:
+            self.flag(node, f"uses .{attribute}, which reaches files, processes or the grader")
+
+    def visit_Subscript(self, node):
+        if isinstance(node.ctx, (ast.Store, ast.Del)) and (_root_name(node) in self.protected or _root_name(node) in self.aliases):
+            self.flag(node, f"assigns to {ast.unparse(node)}, replacing something the tests rely on")
+        self.generic_visit(node)
+
+    def visit_Name(self, node):
+        if node.id in FORBIDDEN_NAMES:
+            self.flag(node, f"uses {node.id}, which reaches the interpreter")
+        if isinstance(node.ctx, (ast.Store, ast.Del)):
+            self._check_binding(node, node.id)
+        self.generic_visit(node)
+
+    def visit_Constant(self, node):
+        if isinstance(node.value, str) and any(fragment in node.value for fragment in FORBIDDEN_STRINGS):
+            self.flag(node, f"mentions {node.value[:60]!r}: answers may not refer to course, solution or grading files")
+
+    def visit_Expr(self, node):
+        if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            return  # a docstring or bare string does nothing, whatever it mentions
+        self.generic_visit(node)
+
+    # bindings: only module-level ones (or `global`) can replace what the tests see
+    def visit_Global(self, node):
+        self.global_names.update(node.names)
+
+    def visit_Assign(self, node):
+        # `alias = torch` or `alias = torch.Tensor`: later `alias.softmax = ...` is a rebinding too
+        if _root_name(node.value) in self.protected and not isinstance(node.value, ast.Call):
+            self.aliases.update(target.id for target in node.targets if isinstance(target, ast.Name))
+        self.generic_visit(node)
+
+    def _function(self, node):
+        self._check_binding(node, node.name)
+        for decorator in node.decorator_list:
+            self.visit(decorator)
+        self.function_depth += 1
+        for statement in node.body:
+            self.visit(statement)
+        for default in node.args.defaults + [d for d in node.args.kw_defaults if d is not None]:
+            self.visit(default)
+        self.function_depth -= 1
+
+    visit_FunctionDef = visit_AsyncFunctionDef = _function
+
+    def visit_ClassDef(self, node):
+        self._check_binding(node, node.name)
+        self.function_depth += 1
+        self.generic_visit(node)
+        self.function_depth -= 1
+
+    def visit_Lambda(self, node):
+        self.function_depth += 1
+        self.generic_visit(node)
+        self.function_depth -= 1
+
+    def _check_binding(self, node, name: str) -> None:
+        at_module_level = self.function_depth == 0 or name in self.global_names
+        if at_module_level and name in self.protected:
+            self.flag(node, f"rebinds {name}, which the tests rely on")

@@ -1,0 +1,201 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Exercises 1: sequence modelling with RNNs
+#
+# Two pieces of chapter 1's encoder-decoder: the recurrent cell that both halves are made of,
+# and the loop that turns a trained decoder into a generator of output sequences.
+#
+# | exercise | points |
+# | --- | --- |
+# | 1. an Elman RNN cell, equal to `torch.nn.RNNCell` | 3 |
+# | 2. greedy decoding | 4 |
+#
+# **How you are graded.** Each test cell below is worth points. The tests you see check the
+# basics and say what went wrong; when the notebook is graded, further hidden tests compare
+# your functions with the course's reference implementation (`course.rnn`) on random shapes,
+# `float32` and `float64`. Run every cell from the top (*Kernel → Restart & Run All*) before
+# you submit.
+#
+# **Token ids** (as in chapter 1): `PAD = 0`, `BOS = 1` (begin of sequence), `EOS = 2` (end of sequence).
+
+# %%
+import torch
+
+from course.checks import check_close, check_shape
+from course.seq2seq_data import BOS, EOS, PAD
+
+torch.manual_seed(0)
+
+# %% [markdown]
+# ## Exercise 1: an RNN cell from scratch (3 points)
+#
+# $$h_t = \tanh\left(W_{ih}\, x_t + b_{ih} + W_{hh}\, h_{t-1} + b_{hh}\right)$$
+#
+# A batch of inputs `x (B, I)` and of previous states `h (B, H)`; the weights are stored the way
+# PyTorch stores them, `weight_ih (H, I)` and `weight_hh (H, H)`, so a row of $W$ produces one unit
+# of the state. Either bias may be `None` (no bias).
+
+# %% solution="rnn_cell"
+def rnn_cell(x, h, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
+    """One step of an Elman RNN: the new state h' (B, H).
+
+    Args:
+        x: (B, I) inputs at this step.
+        h: (B, H) previous states.
+        weight_ih: (H, I); weight_hh: (H, H); bias_ih, bias_hh: (H,) or None.
+
+    Returns:
+        (B, H), same dtype as x.
+
+    Do not call torch.nn.RNNCell, torch.nn.RNN, torch.rnn_tanh_cell or torch.nn.functional.linear;
+    use matrix products (@), + and torch.tanh.
+    """
+    ### BEGIN SOLUTION
+    pre_activation = x @ weight_ih.T + h @ weight_hh.T  # (B, H)
+    for bias in (bias_ih, bias_hh):
+        if bias is not None:
+            pre_activation = pre_activation + bias  # (H,) broadcasts over the batch
+    return torch.tanh(pre_activation)
+    ### END SOLUTION
+
+
+# %% tests="rnn_cell_visible" points=1
+torch_cell = torch.nn.RNNCell(4, 3)
+x, h = torch.randn(2, 4), torch.randn(2, 3)
+got = rnn_cell(x, h, torch_cell.weight_ih, torch_cell.weight_hh, torch_cell.bias_ih, torch_cell.bias_hh)
+check_shape(got, (2, 3), "rnn_cell(x (2, 4), h (2, 3))")
+check_close(got, torch_cell(x, h), "rnn_cell vs torch.nn.RNNCell with the same weights")
+print("Exercise 1: visible tests passed.")
+
+# %% tests="rnn_cell_hidden" points=2
+# Hidden tests, run when the notebook is graded: random sizes, float64, no biases, a run of many
+# steps (errors would grow along the sequence), and no call to PyTorch's own RNN.
+### BEGIN HIDDEN TESTS
+import torch.nn.functional as F
+
+from course.checks import forbidden_calls
+from course.rnn import rnn_cell as reference_rnn_cell
+
+generator = torch.Generator().manual_seed(11)
+for dtype in (torch.float32, torch.float64):
+    for batch, inputs, hidden in [(1, 1, 1), (5, 3, 8), (7, 16, 4)]:
+        cell = torch.nn.RNNCell(inputs, hidden).to(dtype)
+        x = torch.randn(batch, inputs, generator=generator, dtype=dtype)
+        h = torch.randn(batch, hidden, generator=generator, dtype=dtype)
+        with forbidden_calls((torch, "rnn_tanh_cell"), (F, "linear"), (torch.nn.RNNCell, "forward")):
+            got = rnn_cell(x, h, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
+            got_no_bias = rnn_cell(x, h, cell.weight_ih, cell.weight_hh)
+        check_close(got, reference_rnn_cell(x, h, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh), f"{dtype} B={batch} I={inputs} H={hidden}")
+        check_close(got_no_bias, reference_rnn_cell(x, h, cell.weight_ih, cell.weight_hh), f"no biases, {dtype}")
+
+# Twenty steps, fed back into itself, must follow torch.nn.RNN.
+rnn = torch.nn.RNN(3, 5, batch_first=True).double()
+inputs = torch.randn(2, 20, 3, generator=generator, dtype=torch.float64)
+state = torch.zeros(2, 5, dtype=torch.float64)
+for t in range(20):
+    state = rnn_cell(inputs[:, t], state, rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0)
+check_close(state, rnn(inputs)[1][0].detach(), "20 steps of rnn_cell vs torch.nn.RNN", atol=1e-10, rtol=1e-8)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Exercise 2: greedy decoding (4 points)
+#
+# A trained decoder gives, at each step, a score (logit) for every token of the vocabulary given
+# the tokens so far. *Greedy* decoding feeds `BOS` first, then at every step picks the most likely
+# token and feeds it back in:
+#
+# $$\hat y_t = \arg\max_v \; \text{logits}_t[v], \qquad \text{logits}_t, \text{state}_t = \text{step}(\hat y_{t-1}, \text{state}_{t-1})$$
+#
+# The whole batch is decoded at once. A sequence is *finished* once it has produced `EOS`; from
+# then on its outputs are `PAD`. Stop as soon as every sequence is finished, or after `max_len`
+# steps.
+#
+# `step(prev_tokens, state) -> (logits, state)` is given; you do not need to know what the state
+# is (for chapter 1's decoder it holds the hidden state and the context vector), only pass it along.
+
+# %% solution="greedy_decode"
+def greedy_decode(step, state, batch_size, max_len):
+    """Greedy decoding of a batch.
+
+    Args:
+        step: function (prev_tokens (B,) long, state) -> (logits (B, V), new state).
+        state: the decoder's initial state (pass it to the first call of step).
+        batch_size: B.
+        max_len: the largest number of steps.
+
+    Returns:
+        (B, L) long tensor, L <= max_len, without the BOS: row b holds the tokens of sequence b,
+        its EOS where it produced one, and PAD after it. L is the number of steps taken: stop at
+        the first step after which every sequence has produced EOS.
+    """
+    ### BEGIN SOLUTION
+    tokens = torch.full((batch_size, 1), BOS, dtype=torch.long)  # column 0 is the BOS, dropped at the end
+    for _ in range(max_len):
+        logits, state = step(tokens[:, -1], state)
+        best = logits.argmax(dim=-1)  # (B,)
+        done = (tokens[:, 1:] == EOS).any(dim=1)  # finished before this step
+        best = torch.where(done, torch.full_like(best, PAD), best)
+        tokens = torch.cat([tokens, best[:, None]], dim=1)
+        if ((tokens[:, 1:] == EOS).any(dim=1)).all():
+            break
+    return tokens[:, 1:]
+    ### END SOLUTION
+
+
+# %% tests="greedy_decode_visible" points=2
+# A toy decoder: its state counts the steps, and sequence b "wants" to say EOS at step b + 1;
+# before that it prefers token 7.
+def counting_step(prev_tokens, step_number):
+    logits = torch.zeros(len(prev_tokens), 10)
+    logits[:, 7] = 1.0
+    logits[torch.arange(len(prev_tokens)) <= step_number, EOS] = 2.0
+    return logits, step_number + 1
+
+got = greedy_decode(counting_step, 0, batch_size=3, max_len=10)
+expected = torch.tensor([[EOS, PAD, PAD], [7, EOS, PAD], [7, 7, EOS]])
+assert isinstance(got, torch.Tensor) and got.dtype == torch.long, "greedy_decode must return a long tensor"
+check_shape(got, (3, 3), "greedy_decode: it should stop once all three sequences have said EOS")
+assert torch.equal(got, expected), f"expected\n{expected}\ngot\n{got}\n(EOS = {EOS}, PAD = {PAD})"
+check_shape(greedy_decode(counting_step, -10, batch_size=3, max_len=4), (3, 4), "greedy_decode with max_len=4, no EOS")
+print("Exercise 2: visible tests passed.")
+
+# %% tests="greedy_decode_hidden" points=2
+# Hidden tests, run when the notebook is graded: a real (randomly initialised) chapter-1 decoder,
+# compared with the course's reference; the step must be fed back its own previous choice.
+### BEGIN HIDDEN TESTS
+from course.rnn import fixed_context_model, greedy_search
+from course.seq2seq_data import REVERSAL_VOCAB, make_batch, reversal_pairs
+
+for seed in (1, 2, 3):
+    torch.manual_seed(seed)
+    model = fixed_context_model(len(REVERSAL_VOCAB), len(REVERSAL_VOCAB), embed_dim=8, hidden_size=16).eval()
+    with torch.no_grad():
+        model.decoder.output.bias[EOS] += 2.0 * seed  # make EOS likely enough that sequences end at different steps
+    batch = make_batch(reversal_pairs(6, 2, 9, seed=seed), REVERSAL_VOCAB, REVERSAL_VOCAB)
+    with torch.no_grad():
+        start = model.decoder.start(model.encoder(batch.src, batch.src_lengths))
+        got = greedy_decode(model.decoder.step, start, 6, 12)
+        want = greedy_search(model.decoder.step, start, 6, 12)
+    assert isinstance(got, torch.Tensor) and torch.equal(got, want), f"seed {seed}: expected\n{want}\ngot\n{got}"
+
+# The previous token must be the one just chosen: this toy step favours (previous token + 3) mod 12,
+# so from BOS = 1 the answer is 4, 7, 10, 1, 4, 7 (never EOS).
+def successor_step(prev_tokens, state):
+    logits = torch.zeros(len(prev_tokens), 12)
+    logits[torch.arange(len(prev_tokens)), (prev_tokens + 3) % 12] = 1.0
+    return logits, state
+
+got = greedy_decode(successor_step, None, batch_size=2, max_len=6)
+assert isinstance(got, torch.Tensor) and got.tolist() == [[4, 7, 10, 1, 4, 7]] * 2, f"expected [4, 7, 10, 1, 4, 7] twice, got {got}"
+### END HIDDEN TESTS

@@ -1,0 +1,254 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Exercises 2: Bahdanau (additive) attention
+#
+# The three parts of one decoder step with attention, as in chapter 2.
+#
+# | exercise | points |
+# | --- | --- |
+# | 1. additive alignment scores | 3 |
+# | 2. attention weights with the padding masked | 3 |
+# | 3. one step of the attention decoder | 4 |
+#
+# **How you are graded.** Each test cell below is worth points. The tests you see check the
+# basics and say what went wrong; when the notebook is graded, further hidden tests compare
+# your functions with the course's reference implementation (`course.rnn`) on random shapes,
+# `float32` and `float64`, and check that padded positions get exactly zero weight and that the
+# weights really depend on the encoder states. Run every cell from the top (*Kernel → Restart &
+# Run All*) before you submit.
+#
+# **Shapes.** `B` batch, `S` source length (padded), `H` decoder state width, `C` encoder state
+# width, `A` attention width, `V` vocabulary size.
+
+# %%
+import torch
+
+from course.checks import check_close, check_shape
+from course.rnn import AttentionDecoder
+
+torch.manual_seed(0)
+
+# %% [markdown]
+# ## Exercise 1: additive alignment scores (3 points)
+#
+# The score of encoder position $j$ for the decoder state $s$ is
+#
+# $$e_j = v^\top \tanh\left(W_q\, s + W_k\, h_j\right)$$
+#
+# with `query_weight` $W_q$ `(A, H)`, `key_weight` $W_k$ `(A, C)` and `score_weight` $v$ `(A,)`.
+# Compute it for every position of every sequence of the batch at once (no Python loop over `j`).
+
+# %% solution="additive_scores"
+def additive_scores(query, encoder_states, query_weight, key_weight, score_weight):
+    """Additive (Bahdanau) alignment scores.
+
+    Args:
+        query: (B, H) decoder states s.
+        encoder_states: (B, S, C) encoder states h_1..h_S.
+        query_weight: (A, H); key_weight: (A, C); score_weight: (A,).
+
+    Returns:
+        (B, S) scores e, same dtype as the inputs.
+
+    Do not loop over the source positions in Python.
+    """
+    ### BEGIN SOLUTION
+    projected_query = query @ query_weight.T  # (B, A)
+    projected_keys = encoder_states @ key_weight.T  # (B, S, A)
+    hidden = torch.tanh(projected_query.unsqueeze(1) + projected_keys)  # (B, 1, A) + (B, S, A) -> (B, S, A)
+    return (hidden * score_weight).sum(dim=-1)  # (B, S)
+    ### END SOLUTION
+
+
+# %% tests="additive_scores_visible" points=1
+query, states = torch.randn(2, 3), torch.randn(2, 4, 5)
+W_q, W_k, v = torch.randn(6, 3), torch.randn(6, 5), torch.randn(6)
+got = additive_scores(query, states, W_q, W_k, v)
+check_shape(got, (2, 4), "additive_scores: query (2, 3), encoder_states (2, 4, 5)")
+expected = torch.stack([torch.stack([v @ torch.tanh(W_q @ query[b] + W_k @ states[b, j]) for j in range(4)]) for b in range(2)])
+check_close(got, expected, "additive_scores vs the formula computed one position at a time")
+print("Exercise 1: visible tests passed.")
+
+# %% tests="additive_scores_hidden" points=2
+# Hidden tests, run when the notebook is graded: random sizes, float32 and float64, against course.rnn.
+### BEGIN HIDDEN TESTS
+from course.rnn import additive_scores as reference_additive_scores
+
+generator = torch.Generator().manual_seed(21)
+for dtype in (torch.float32, torch.float64):
+    for B, S, H, C, A in [(1, 1, 1, 1, 1), (3, 7, 4, 6, 5), (5, 13, 8, 2, 9)]:
+        args = (torch.randn(B, H, generator=generator, dtype=dtype), torch.randn(B, S, C, generator=generator, dtype=dtype),
+                torch.randn(A, H, generator=generator, dtype=dtype), torch.randn(A, C, generator=generator, dtype=dtype),
+                torch.randn(A, generator=generator, dtype=dtype))
+        check_close(additive_scores(*args), reference_additive_scores(*args), f"additive_scores {dtype} B={B} S={S} H={H} C={C} A={A}")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Exercise 2: attention weights with the padding masked (3 points)
+#
+# The sources of a batch have different lengths and are padded to the longest. The weights are a
+# softmax over the *real* positions only:
+#
+# $$\alpha_j = \frac{\exp(e_j)}{\sum_{k < \text{length}} \exp(e_k)} \quad (j < \text{length}), \qquad \alpha_j = 0 \quad (j \ge \text{length})$$
+#
+# Padded positions must get **exactly** zero weight, whatever their scores (a padded score may be
+# huge, or `NaN`-free garbage): give them a score of $-\infty$ before the softmax. Every length is at least 1.
+
+# %% solution="attention_weights"
+def attention_weights(scores, src_lengths):
+    """Softmax over the real source positions.
+
+    Args:
+        scores: (B, S) float alignment scores.
+        src_lengths: (B,) long, the number of real positions of each source (1 <= length <= S).
+
+    Returns:
+        (B, S) weights, same dtype as scores: each row sums to 1, and is exactly 0 at j >= length.
+
+    You may use torch.softmax; build the mask from the lengths without a Python loop over the batch.
+    """
+    ### BEGIN SOLUTION
+    positions = torch.arange(scores.shape[1], device=scores.device)  # (S,)
+    is_padding = positions[None, :] >= src_lengths[:, None]  # (B, S)
+    return torch.softmax(scores.masked_fill(is_padding, float("-inf")), dim=-1)
+    ### END SOLUTION
+
+
+# %% tests="attention_weights_visible" points=1
+scores = torch.tensor([[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 1e4, -1e4]])
+got = attention_weights(scores, torch.tensor([4, 2]))
+check_shape(got, (2, 4), "attention_weights(scores (2, 4), lengths [4, 2])")
+check_close(got[0], torch.softmax(scores[0], dim=0), "row 0 (length 4: nothing is padding)")
+check_close(got[1], torch.cat([torch.softmax(scores[1, :2], dim=0), torch.zeros(2)]), "row 1 (length 2)")
+assert (got[1, 2:] == 0).all(), f"padded positions must get exactly zero weight, got {got[1, 2:].tolist()}"
+print("Exercise 2: visible tests passed.")
+
+# %% tests="attention_weights_hidden" points=2
+# Hidden tests, run when the notebook is graded: random lengths, float64, large scores at padding.
+### BEGIN HIDDEN TESTS
+from course.rnn import attention_weights as reference_attention_weights
+
+generator = torch.Generator().manual_seed(22)
+for dtype in (torch.float32, torch.float64):
+    for B, S in [(1, 1), (4, 6), (9, 17)]:
+        scores = 20 * torch.randn(B, S, generator=generator, dtype=dtype)
+        lengths = torch.randint(1, S + 1, (B,), generator=generator)
+        padding = torch.arange(S)[None, :] >= lengths[:, None]
+        scores[padding] = 1e6  # huge scores at padding must still get nothing
+        got = attention_weights(scores, lengths)
+        check_close(got, reference_attention_weights(scores, lengths), f"attention_weights {dtype} B={B} S={S}")
+        assert (got[padding] == 0).all(), "padded positions must get exactly zero weight"
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Exercise 3: one step of the attention decoder (4 points)
+#
+# Chapter 2's decoder, at step $t$, with the previous token $y_{t-1}$ and previous state $s_{t-1}$:
+#
+# 1. scores $e_j = v^\top \tanh(W_q s_{t-1} + W_k h_j)$ and weights $\alpha = $ masked softmax of $e$;
+# 2. context $c_t = \sum_j \alpha_j h_j$;
+# 3. new state $s_t = \mathrm{GRUCell}([\,\mathrm{embed}(y_{t-1});\ c_t\,],\ s_{t-1})$;
+# 4. logits $= W_{out}\,[\,s_t;\ c_t\,] + b_{out}$.
+#
+# The parameters live in a `course.rnn.AttentionDecoder` called `decoder`:
+#
+# | piece | in the decoder |
+# | --- | --- |
+# | embedding | `decoder.embedding` (an `nn.Embedding`, call it on the token ids) |
+# | $W_q$, $W_k$, $v$ | `decoder.attention.query_projection.weight` `(A, H)`, `decoder.attention.key_projection.weight` `(A, C)`, `decoder.attention.score.weight[0]` `(A,)` |
+# | GRU cell | `decoder.cell` (an `nn.GRUCell`, call it as `decoder.cell(input, state)`) |
+# | output layer | `decoder.output` (an `nn.Linear`) |
+#
+# Use your `additive_scores` and `attention_weights`; the concatenations `[a; b]` are along the last axis.
+
+# %% solution="attention_step"
+def attention_decoder_step(decoder, prev_tokens, hidden, encoder_states, src_lengths):
+    """One decoder step with Bahdanau attention.
+
+    Args:
+        decoder: a course.rnn.AttentionDecoder (parameters only; do not call decoder.step or decoder.attention).
+        prev_tokens: (B,) long, the previous output tokens y_{t-1}.
+        hidden: (B, H) the previous decoder state s_{t-1}.
+        encoder_states: (B, S, C) h_1..h_S (zeros at padding).
+        src_lengths: (B,) long.
+
+    Returns:
+        logits (B, V), the new state s_t (B, H), the attention weights alpha (B, S).
+    """
+    ### BEGIN SOLUTION
+    attention = decoder.attention
+    scores = additive_scores(hidden, encoder_states, attention.query_projection.weight,
+                             attention.key_projection.weight, attention.score.weight[0])  # (B, S)
+    weights = attention_weights(scores, src_lengths)  # (B, S)
+    context = torch.einsum("bs,bsc->bc", weights, encoder_states)  # (B, C)
+    new_hidden = decoder.cell(torch.cat([decoder.embedding(prev_tokens), context], dim=-1), hidden)  # (B, H)
+    logits = decoder.output(torch.cat([new_hidden, context], dim=-1))  # (B, V)
+    return logits, new_hidden, weights
+    ### END SOLUTION
+
+
+# %% tests="attention_step_visible" points=2
+torch.manual_seed(1)
+decoder = AttentionDecoder(vocab_size=11, embed_dim=4, hidden_size=6, context_size=8, attention_size=5)
+states, lengths = torch.randn(3, 7, 8), torch.tensor([7, 3, 1])
+states[torch.arange(7)[None, :] >= lengths[:, None]] = 0.0  # the encoder leaves zeros at padding
+prev_tokens, hidden = torch.tensor([1, 5, 9]), torch.randn(3, 6)
+logits, new_hidden, weights = attention_decoder_step(decoder, prev_tokens, hidden, states, lengths)
+check_shape(logits, (3, 11), "logits")
+check_shape(new_hidden, (3, 6), "new hidden state")
+check_shape(weights, (3, 7), "attention weights")
+assert (weights[1, 3:] == 0).all() and (weights[2, 1:] == 0).all(), "padded positions must get zero weight"
+check_close(weights.sum(-1), torch.ones(3), "the weights of each row must sum to 1")
+check_close(weights[2], torch.eye(7)[0], "a source of length 1: all the weight on position 0")
+print("Exercise 3: visible tests passed.")
+
+# %% tests="attention_step_hidden" points=2
+# Hidden tests, run when the notebook is graded: against course.rnn's decoder step, float32 and
+# float64; the weights must change with the encoder states; padded encoder states must not matter.
+### BEGIN HIDDEN TESTS
+from course.rnn import attention_decoder_step as reference_step
+
+generator = torch.Generator().manual_seed(23)
+for dtype in (torch.float32, torch.float64):
+    for B, S, V in [(1, 1, 5), (4, 9, 13)]:
+        torch.manual_seed(B * S)
+        decoder = AttentionDecoder(vocab_size=V, embed_dim=3, hidden_size=6, context_size=4, attention_size=5).to(dtype)
+        states = torch.randn(B, S, 4, generator=generator, dtype=dtype)
+        lengths = torch.randint(1, S + 1, (B,), generator=generator)
+        prev_tokens = torch.randint(0, V, (B,), generator=generator)
+        hidden = torch.randn(B, 6, generator=generator, dtype=dtype)
+        with torch.no_grad():
+            got = attention_decoder_step(decoder, prev_tokens, hidden, states, lengths)
+            want = reference_step(decoder, prev_tokens, hidden, states, lengths)
+        for name, g, w in zip(("logits", "new hidden", "weights"), got, want):
+            check_close(g, w, f"{name}, {dtype}, B={B} S={S}")
+
+        # Attention that ignores the encoder is no attention: new encoder states, new weights.
+        other_states = torch.randn(B, S, 4, generator=generator, dtype=dtype)
+        with torch.no_grad():
+            _, _, other_weights = attention_decoder_step(decoder, prev_tokens, hidden, other_states, lengths)
+        movable = lengths > 1  # a source of length 1 always puts all its weight on position 0
+        if movable.any():
+            assert ((other_weights - got[2]).abs().amax(-1)[movable] > 1e-6).all(), "the weights must depend on the encoder states"
+
+        # What sits in the padding must not change anything.
+        padding = torch.arange(S)[None, :] >= lengths[:, None]
+        garbage = states.clone()
+        garbage[padding] = 1e3
+        with torch.no_grad():
+            garbage_out = attention_decoder_step(decoder, prev_tokens, hidden, garbage, lengths)
+        for name, g, w in zip(("logits", "new hidden", "weights"), garbage_out, got):
+            check_close(g, w, f"{name} with garbage in the padded encoder states")
+        assert (got[2][padding] == 0).all(), "padded positions must get exactly zero weight"
+### END HIDDEN TESTS

@@ -1,0 +1,158 @@
+"""The integrity pass (course.integrity) and the grader's guards (course.grading), one rule at a time.
+
+Fast: no nbgrader run here (tests/test_hostile_class.py grades a whole class); one small kernel
+checks the resource limits and a dying kernel.
+"""
+
+import resource
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from course.assignments import REPO, assignment_names, nbgrader_notebook
+from course.grading import HideHiddenTests, LimitOutputSize, MAX_OUTPUT_CHARS, apply_kernel_limits, neutralised_source
+from course.integrity import check_answer, defined_functions, forbidden_by_tests, names_bound_at_top_level
+
+PROTECTED = {"torch", "F", "math", "check_close", "check_shape", "forbidden_calls", "reference_attention"}
+
+
+def reasons(source, forbidden_here=()):
+    return [finding.reason for finding in check_answer(source, PROTECTED, set(forbidden_here))]
+
+
+def solution_cells(assignment):
+    notebook = nbgrader_notebook(REPO / "solutions" / f"{assignment}.py")
+    return [c for c in notebook.cells if c.metadata["nbgrader"]["solution"]]
+
+
+@pytest.mark.parametrize("assignment", assignment_names())
+def test_reference_answers_pass_the_check(assignment):
+    notebook = nbgrader_notebook(REPO / "solutions" / f"{assignment}.py")
+    tests = [c for c in notebook.cells if c.metadata["nbgrader"]["grade"]]
+    protected = set().union(*(names_bound_at_top_level(c.source) for c in notebook.cells if not c.metadata["nbgrader"]["solution"]))
+    forbidden = {}
+    for cell in tests:
+        for function, names in forbidden_by_tests(cell.source).items():
+            forbidden.setdefault(function, set()).update(names)
+    for cell in solution_cells(assignment):
+        here = set().union(*(forbidden.get(name, set()) for name in defined_functions(cell.source)))
+        assert check_answer(cell.source, protected, here) == [], cell.metadata["nbgrader"]["grade_id"]
+
+
+@pytest.mark.parametrize("source", [
+    "torch.allclose = lambda *a, **k: True",
+    "import numpy as np\nnp.allclose = lambda *a, **k: True",
+    "import numpy\nnumpy.testing.assert_allclose = lambda *a, **k: None",
+    "torch.testing.assert_close = lambda *a, **k: None",
+    "torch.equal = lambda *a: True",
+    "import course.checks\ncourse.checks.check_close = print",
+    "check_close = lambda *a, **k: None",
+    "def check_close(*a, **k):\n    pass",
+    "from course.checks import check_shape as check_close",
+    "isinstance = lambda *a: True",
+    "AssertionError = Warning",
+    "t = torch\nt.allclose = lambda *a: True",
+    "def f():\n    global check_close\n    check_close = print",
+    "import builtins\nbuiltins.isinstance = lambda *a: True",
+    "__builtins__.print = None",
+    "setattr(torch, 'allclose', lambda *a: True)",
+    "vars(torch)['allclose'] = None",
+    "torch.__dict__['allclose'] = None",
+])
+def test_rebinding_a_checking_helper_is_found(source):
+    assert reasons(source)
+
+
+@pytest.mark.parametrize("source", [
+    "import os\nos._exit(0)", "import sys\nsys.exit(0)", "exit()", "quit()",
+    "open('../../solutions/ch03_attention.py').read()", "from course.attention import masked_softmax",
+    "import course.attention as a", "import solutions.ch03_attention", "import importlib",
+    "__import__('os')", "eval('1')", "exec('x = 1')", "import subprocess", "from pathlib import Path",
+    "torch.save(torch.zeros(1), 'x.pt')", "torch.os.system('ls')", "!ls ..", "%env",
+    "def f():\n    import inspect\n    return inspect.stack()", "def f():\n    return sys._getframe(1).f_locals",
+    "try:\n    1/0\nexcept Exception as e:\n    e.__traceback__.tb_frame.f_back", "getattr(torch, name)",
+    "import numpy as np\nnp.loadtxt('notes.txt')", "from torch import *",
+])
+def test_escaping_the_notebook_is_found(source):
+    assert reasons(source)
+
+
+def test_forbidden_builtin_is_found_even_when_captured_early():
+    forbidden = {"softmax", "log_softmax"}
+    assert reasons("def masked_softmax(s, mask=None, dim=-1):\n    return s.softmax(dim)", forbidden)
+    assert reasons("_sm = torch.softmax\ndef masked_softmax(s, mask=None, dim=-1):\n    return _sm(s, dim)", forbidden)
+    assert reasons("from torch.nn.functional import softmax", forbidden)
+    assert reasons("f = getattr(F, 'softmax')", forbidden)
+    assert not reasons("def masked_softmax(s, mask=None, dim=-1):\n    return s.exp() / s.exp().sum(dim, keepdim=True)", forbidden)
+
+
+def test_honest_code_is_not_flagged():
+    honest = (
+        "import numpy as np\nfrom collections import defaultdict\n"
+        "def attention(q, k, v, mask=None):\n"
+        "    \"\"\"(..., Tq, d) x (..., Tk, d) -> (..., Tq, dv); see course/attention in the book.\"\"\"\n"
+        "    sum = (q @ k.transpose(-2, -1)).sum()\n    max = 3\n    mask = None\n"
+        "    return torch.nn.functional.relu(q), sum, max\n"
+        "scores = torch.randn(2, 3)  # scratch work, reusing a name the tests use\n"
+        "class Head(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.scale = 2.0\n"
+    )
+    assert reasons(honest) == []
+    assert check_answer("def broken(:\n    pass", PROTECTED) == [], "a syntax error is left to fail when run"
+
+
+def test_forbidden_calls_in_hidden_tests_are_read():
+    source = (
+        "with forbidden_calls((torch, 'tril'), (torch.Tensor, 'triu')):\n    got = causal_mask(size)\n"
+        "got = padding_mask(lengths)\n"
+    )
+    assert forbidden_by_tests(source) == {"causal_mask": {"tril", "triu"}}
+
+
+def test_neutralised_cell_explains_and_keeps_the_names_defined():
+    findings = check_answer("import os\ndef f(x):\n    return x", PROTECTED)
+    namespace = {}
+    with pytest.raises(RuntimeError, match="imports os"):
+        exec(neutralised_source(findings, {"f"}), namespace)
+    with pytest.raises(RuntimeError, match="integrity check"):
+        namespace["f"](1)
+
+
+def test_feedback_hides_hidden_tests_and_their_tracebacks():
+    cell = nbformat.v4.new_code_cell("visible()\n### BEGIN HIDDEN TESTS\nsecret_check()\n### END HIDDEN TESTS\nafter()")
+    cell.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue="weights differ", traceback=["secret_check()", "..."])]
+    cell, _ = HideHiddenTests().preprocess_cell(cell, {}, 0)
+    assert "secret_check" not in cell.source and "visible()" in cell.source and "after()" in cell.source
+    assert cell.outputs[0].traceback == ["AssertionError: weights differ"]
+
+
+def test_one_enormous_line_is_cut():
+    cell = nbformat.v4.new_code_cell("print('x' * 10**7)")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="x" * 10**7)]
+    cell, _ = LimitOutputSize().preprocess_cell(cell, {}, 0)
+    assert len(cell.outputs[0].text) < MAX_OUTPUT_CHARS + 100
+
+
+def test_kernel_limits_are_applied():
+    probe = "import resource; print(resource.getrlimit(resource.RLIMIT_AS)[0], resource.getrlimit(resource.RLIMIT_FSIZE)[0])"
+    result = subprocess.run([sys.executable, "-c", probe], preexec_fn=apply_kernel_limits, capture_output=True, text=True, check=True)
+    address_space, file_size = map(int, result.stdout.split())
+    assert 0 < address_space <= 8 * 2**30 and 0 < file_size <= 2**27
+    hog = subprocess.run([sys.executable, "-c", "bytearray(8 * 2**30)"], preexec_fn=apply_kernel_limits, capture_output=True, text=True)
+    assert "MemoryError" in hog.stderr
+
+
+def test_a_dying_kernel_fails_the_remaining_cells_not_the_grader():
+    from course.grading import GuardedExecute
+
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_code_cell("import os\nos._exit(3)"),
+        nbformat.v4.new_code_cell("print(x)"),
+    ])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    executor = GuardedExecute(timeout=60)
+    executor.preprocess(notebook, {"metadata": {"path": "."}})
+    assert [o.get("ename") for o in notebook.cells[1].outputs] == ["KernelDied"]
+    assert [o.get("ename") for o in notebook.cells[2].outputs] == ["KernelDied"]
