@@ -107,20 +107,22 @@ class IntegrityCheck(NbGraderPreprocessor):
             instructor_ids = {cell.name for cell in notebook.source_cells}
         instructor = [c for c in nb.cells if c.cell_type == "code" and _is_instructor_cell(c, instructor_ids)]
         protected = {"check_close", "check_shape", "forbidden_calls"}
+        imports: dict[str, str] = {}
         forbidden_for: dict[str, set[str]] = {}
         for cell in instructor:
             protected |= integrity.names_bound_at_top_level(cell.source)
+            imports |= integrity.imports_at_top_level(cell.source)
             for function, names in integrity.forbidden_by_tests(cell.source).items():
                 forbidden_for.setdefault(function, set()).update(names)
         for cell in nb.cells:
             if cell.cell_type == "code" and not _is_instructor_cell(cell, instructor_ids):
-                self._check_student_cell(cell, protected, forbidden_for)
+                self._check_student_cell(cell, protected, forbidden_for, imports)
         return nb, resources
 
-    def _check_student_cell(self, cell, protected, forbidden_for) -> None:
+    def _check_student_cell(self, cell, protected, forbidden_for, imports) -> None:
         defined = integrity.defined_functions(cell.source)
         forbidden_here = set().union(*(forbidden_for.get(name, set()) for name in defined))
-        findings = integrity.check_answer(cell.source, protected, forbidden_here)
+        findings = integrity.check_answer(cell.source, protected, forbidden_here, imports)
         if findings:
             self.log.warning("integrity check stopped cell %s: %s", _nbgrader(cell).get("grade_id", "(added)"), findings)
             cell.source = neutralised_source(findings, defined)

@@ -21,6 +21,8 @@ the rest. The rules:
 * assigning to an attribute of a module or of a checking helper (``np.allclose = ...``);
 * rebinding, at the top level of a cell, a name the instructor's cells bound (``torch``,
   ``check_close``, ``forbidden_calls``) or a builtin (``isinstance``, ``AssertionError``);
+  importing again what the instructor imported under the same name (``import torch``,
+  ``import torch.nn.functional as F``) is not a rebinding;
 * per exercise: the built-ins its hidden tests forbid with ``forbidden_calls((torch,
   "softmax"), ...)`` may not even be mentioned in the answer cell that defines the function
   called inside that ``with`` block (so a reference captured before the test runs is caught).
@@ -85,18 +87,25 @@ class Finding:
         return f"line {self.line}: {self.reason}"
 
 
-def check_answer(source: str, protected_names: set[str] = frozenset(), forbidden_here: set[str] = frozenset()) -> list[Finding]:
+def check_answer(
+    source: str,
+    protected_names: set[str] = frozenset(),
+    forbidden_here: set[str] = frozenset(),
+    instructor_imports: dict[str, str] | None = None,
+) -> list[Finding]:
     """What the student's cell `source` may not do, in line order (empty: nothing found).
 
     protected_names: names the instructor's cells bind (imports, helpers), which the answer may
     not rebind at the top level; forbidden_here: attribute names the exercise forbids (the
-    built-in it reimplements). A cell that does not parse gets no finding: it fails when run.
+    built-in it reimplements); instructor_imports: {name: what it was imported as} in the
+    instructor's cells (``imports_at_top_level``), which the answer may import again unchanged.
+    A cell that does not parse gets no finding: it fails when run.
     """
     try:
         tree = ast.parse(python_source(source))
     except SyntaxError:
         return []
-    visitor = _IntegrityVisitor(set(protected_names) | BUILTIN_NAMES, set(forbidden_here))
+    visitor = _IntegrityVisitor(set(protected_names) | BUILTIN_NAMES, set(forbidden_here), instructor_imports or {})
     visitor.visit(tree)
     return sorted(set(visitor.findings), key=lambda finding: (finding.line, finding.reason))
 
@@ -127,6 +136,25 @@ def names_bound_at_top_level(source: str) -> set[str]:
                 names.add(child.name)
                 break  # names inside a function body are local
     return names
+
+
+def imports_at_top_level(source: str) -> dict[str, str]:
+    """{name: the module or object it is bound to} for a cell's imports:
+    ``import torch.nn.functional as F`` gives ``{"F": "torch.nn.functional"}``."""
+    try:
+        tree = ast.parse(python_source(source))
+    except SyntaxError:
+        return {}
+    return {name: target for node in tree.body for name, target in _import_bindings(node)}
+
+
+def _import_bindings(node: ast.AST) -> list[tuple[str, str]]:
+    """[(bound name, what it denotes)] for an import statement, [] for anything else."""
+    if isinstance(node, ast.Import):
+        return [(alias.asname, alias.name) if alias.asname else (alias.name.split(".")[0],) * 2 for alias in node.names]
+    if isinstance(node, ast.ImportFrom) and not node.level:
+        return [(alias.asname or alias.name, f"{node.module}.{alias.name}") for alias in node.names]
+    return []
 
 
 def defined_functions(source: str) -> set[str]:
@@ -187,9 +215,10 @@ def _module_allowed(module: str) -> bool:
 
 
 class _IntegrityVisitor(ast.NodeVisitor):
-    def __init__(self, protected: set[str], forbidden_here: set[str]):
+    def __init__(self, protected: set[str], forbidden_here: set[str], instructor_imports: dict[str, str]):
         self.protected = protected
         self.forbidden_here = forbidden_here
+        self.instructor_imports = instructor_imports
         self.findings: list[Finding] = []
         self.function_depth = 0
         self.global_names: set[str] = set()
@@ -205,7 +234,7 @@ class _IntegrityVisitor(ast.NodeVisitor):
             if not _module_allowed(alias.name):
                 self.flag(node, f"imports {alias.name}, which answers may not use")
             bound = (alias.asname or alias.name).split(".")[0]
-            self._check_binding(node, bound)
+            self._check_import_binding(node, bound)
             self.aliases.add(bound)  # a module: assigning to its attributes rebinds them for the tests too
 
     def visit_ImportFrom(self, node):
@@ -219,7 +248,7 @@ class _IntegrityVisitor(ast.NodeVisitor):
                 self.flag(node, f"imports {alias.name}, which this exercise asks you to write yourself")
             elif alias.name in FORBIDDEN_ATTRIBUTES:
                 self.flag(node, f"imports {module}.{alias.name}, which answers may not use")
-            self._check_binding(node, alias.asname or alias.name)
+            self._check_import_binding(node, alias.asname or alias.name)
             self.aliases.add(alias.asname or alias.name)
 
     # calls, attributes, names, strings
@@ -301,6 +330,11 @@ class _IntegrityVisitor(ast.NodeVisitor):
         self.function_depth += 1
         self.generic_visit(node)
         self.function_depth -= 1
+
+    def _check_import_binding(self, node, name: str) -> None:
+        """`import torch` again binds `torch` to the object it already is: not a rebinding."""
+        if dict(_import_bindings(node)).get(name) != self.instructor_imports.get(name, object()):
+            self._check_binding(node, name)
 
     def _check_binding(self, node, name: str) -> None:
         at_module_level = self.function_depth == 0 or name in self.global_names

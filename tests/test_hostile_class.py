@@ -50,7 +50,9 @@ def added_cell(source: str):
 # Each student: (answers by answer cell, edit of the notebook, points deserved, exercises flagged for review).
 # An answer left out is the untouched stub; "ref" is the reference answer.
 STUDENTS = {
-    "honest_full": (dict.fromkeys(POINTS, "ref"), None, 12, set()),
+    # importing again what the notebook imported is honest (and common): not a rebinding
+    "honest_full": ({name: "import math\nimport torch\nimport torch.nn.functional as F\n" + REFERENCE[name] for name in POINTS},
+                    None, 12, set()),
     "honest_partial": ({"masked_softmax": "ref"}, None, 4, set()),
     "syntax_error": ({"masked_softmax": "def masked_softmax(scores, mask=None, dim=-1:\n    return scores", "masks": "ref",
                       "scaled_dot_product_attention": "ref"}, None, 3, set()),

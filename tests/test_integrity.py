@@ -13,7 +13,7 @@ import pytest
 
 from course.assignments import REPO, assignment_names, nbgrader_notebook
 from course.grading import HideHiddenTests, LimitOutputSize, MAX_OUTPUT_CHARS, apply_kernel_limits, neutralised_source
-from course.integrity import check_answer, defined_functions, forbidden_by_tests, names_bound_at_top_level
+from course.integrity import check_answer, defined_functions, forbidden_by_tests, imports_at_top_level, names_bound_at_top_level
 
 PROTECTED = {"torch", "F", "math", "check_close", "check_shape", "forbidden_calls", "reference_attention"}
 
@@ -100,6 +100,19 @@ def test_honest_code_is_not_flagged():
     )
     assert reasons(honest) == []
     assert check_answer("def broken(:\n    pass", PROTECTED) == [], "a syntax error is left to fail when run"
+
+
+def test_importing_again_what_the_instructor_imported_is_not_a_rebinding():
+    instructor = imports_at_top_level("import math\nimport torch\nimport torch.nn.functional as F\nfrom course.checks import check_close")
+    assert instructor == {"math": "math", "torch": "torch", "F": "torch.nn.functional", "check_close": "course.checks.check_close"}
+    same = "import torch\nimport math\nfrom torch.nn import functional as F\nfrom course.checks import check_close\n"
+    assert check_answer(same + "def f(x):\n    return x", PROTECTED, set(), instructor) == []
+    different = ["import numpy as torch", "import torch.nn as F", "from torch import nn as math", "from course.checks import check_shape as check_close"]
+    for source in different:
+        found = [finding.reason for finding in check_answer(source, PROTECTED, set(), instructor)]
+        assert any(reason.startswith("rebinds") for reason in found), source
+    found = [finding.reason for finding in check_answer("import torch\ntorch.allclose = max", PROTECTED, set(), instructor)]
+    assert found == ["assigns to torch.allclose, replacing something the tests rely on"]
 
 
 def test_forbidden_calls_in_hidden_tests_are_read():
