@@ -11,7 +11,7 @@ help:
 	@echo "make setup    create .venv and install requirements.txt (once; again when it changes)"
 	@echo "make book     set up, then build the website into _build/html (every chapter executes)"
 	@echo "make test     set up, then run the test suite"
-	@echo "make release  regenerate the student versions in exercises/ from solutions/ with nbgrader"
+	@echo "make release  regenerate the student versions in exercises/ (nbgrader) and the chapter notebooks for Colab"
 	@echo "make clean    remove the build outputs (keeps .venv)"
 
 setup: $(VENV)/.installed
@@ -36,6 +36,7 @@ _build/course-code.stamp: $(wildcard course/*.py)
 
 release: setup
 	$(BIN)/python -m course.assignments release
+	$(BIN)/python -m course.notebooks
 
 clean:
 	rm -rf _build _grading

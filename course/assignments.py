@@ -28,6 +28,8 @@ from pathlib import Path
 import jupytext
 import nbformat
 
+from course.notebooks import repository_url, setup_cell_source
+
 REPO = Path(__file__).resolve().parent.parent
 SOLUTIONS = REPO / "solutions"
 NBGRADER_SCHEMA_VERSION = 3
@@ -67,7 +69,11 @@ def _nbgrader_metadata(cell, index: int) -> dict:
 
 
 def nbgrader_notebook(source: Path) -> nbformat.NotebookNode:
-    """The exercise source as an nbgrader source notebook, with stable cell ids (so regenerating changes nothing)."""
+    """The exercise source as an nbgrader source notebook, with stable cell ids (so regenerating changes nothing).
+
+    A read-only cell before the first code cell fetches the course's code where it is not installed
+    (Colab; see course/notebooks.py).
+    """
     notebook = jupytext.read(source)
     seen = set()
     for index, cell in enumerate(notebook.cells):
@@ -79,6 +85,11 @@ def nbgrader_notebook(source: Path) -> nbformat.NotebookNode:
         if cell.cell_type == "markdown":
             cell.metadata["nbgrader"]["locked"] = True  # the instructions are not the student's to edit
         cell.id = metadata["grade_id"].replace("_", "-")
+    setup = nbformat.v4.new_code_cell(setup_cell_source(repository_url(), for_chapter=False), id="colab-setup")
+    setup.metadata = {"nbgrader": {"grade": False, "grade_id": "colab_setup", "locked": True, "solution": False,
+                                   "schema_version": NBGRADER_SCHEMA_VERSION}}
+    title_cells = 1 if notebook.cells and notebook.cells[0].cell_type == "markdown" else 0
+    notebook.cells.insert(title_cells, setup)  # after the title and instructions, before any code
     notebook.metadata.pop("jupytext", None)
     notebook.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
     return notebook

@@ -151,6 +151,35 @@ def test_internal_links_resolve(html):
     assert broken == [], f"links that lead nowhere: {broken}"
 
 
+EXECUTABLE_PAGES = [p for p in PAGES if p.parent.name == "chapters" or p.parent.parent.name == "exercises"]
+
+
+@pytest.mark.parametrize("html", EXECUTABLE_PAGES, ids=lambda p: str(p.relative_to(SITE)))
+def test_executable_pages_have_launch_download_and_edit_buttons(html):
+    """Binder and Colab open a notebook that is in the repository; edit leads to the file an author edits."""
+    from course.notebooks import repository_url
+
+    repository = repository_url()
+    owner_and_name = urlsplit(repository).path.strip("/")
+    page = html.relative_to(SITE).with_suffix("")  # chapters/ch03_attention or exercises/ch03_attention/ch03_attention
+    notebook = page.with_suffix(".ipynb").as_posix()
+    edited = page.with_suffix(".md") if page.parts[0] == "chapters" else Path("solutions") / f"{page.name}.py"
+    depth = "../" * (len(page.parts) - 1)
+    expected = {
+        "Binder": f"https://mybinder.org/v2/gh/{owner_and_name}/main?urlpath=lab/tree/{notebook}",
+        "Colab": f"https://colab.research.google.com/github/{owner_and_name}/blob/main/{notebook}",
+        "repository": repository,
+        "suggest edit": f"{repository}/edit/main/{edited.as_posix()}",
+        "download .ipynb": f"{depth}_sources/{notebook}",
+    }
+    if page.parts[0] == "chapters":
+        expected["download .md"] = f"{depth}_sources/{page.as_posix()}.md"
+    links = set(parsed(html).links)
+    missing = {button: url for button, url in expected.items() if url not in links}
+    assert not missing, f"buttons missing or pointing elsewhere: {missing}"
+    assert (REPO / notebook).exists() and (REPO / edited).exists(), "a launch or edit button names a file the repository lacks"
+
+
 def pages_with_math() -> list[Path]:
     return [page for page in PAGES if 'class="math' in page.read_text(encoding="utf-8")]
 
