@@ -151,6 +151,13 @@ def test_internal_links_resolve(html):
     assert broken == [], f"links that lead nowhere: {broken}"
 
 
+@pytest.mark.parametrize("html", PAGES, ids=[str(p.relative_to(SITE)) for p in PAGES])
+def test_no_stray_object_reprs_in_outputs(html):
+    """A cell that ends with `torch.manual_seed(0)` or `plt.plot(...)` prints `<... at 0x7f...>`: noise for a reader."""
+    stray = re.findall(r"&lt;[\w.]+(?: object)? at 0x[0-9a-f]+&gt;", html.read_text(encoding="utf-8"))
+    assert stray == [], f"end the cell with ';' or assign the value: {stray}"
+
+
 EXECUTABLE_PAGES = [p for p in PAGES if p.parent.name == "chapters" or p.parent.parent.name == "exercises"]
 
 
@@ -197,6 +204,15 @@ def test_math_is_rendered_by_the_bundled_mathjax(server, page, html):
     assert any("/mathjax/tex-chtml.js" in url for url in requested)
     assert not [url for url in requested if not url.startswith(server)], "the page fetched something from outside"
     assert page.problems == [], "\n".join(page.problems)
+
+
+@pytest.mark.parametrize("width", [1280, 400])
+def test_one_search_button_and_a_sidebar_toggle_at_desktop_and_phone_width(server, page, width):
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(url_of(server, SITE / "chapters" / "ch03_attention.html"), wait_until="load")
+    visible_search = [b for b in page.locator("button.search-button__button").all() if b.is_visible()]
+    assert len(visible_search) == 1, f"{len(visible_search)} search buttons visible at width {width}"
+    assert page.locator(".bd-header-article button.primary-toggle").is_visible()
 
 
 def test_search_finds_a_term_of_the_course(server, page):
