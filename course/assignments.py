@@ -28,7 +28,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 
-from course.notebooks import repository_url, setup_cell_source
+from course.notebooks import SETUP_CELL_ID, repository_url, setup_cell_source
 
 REPO = Path(__file__).resolve().parent.parent
 SOLUTIONS = REPO / "solutions"
@@ -85,7 +85,7 @@ def nbgrader_notebook(source: Path) -> nbformat.NotebookNode:
         if cell.cell_type == "markdown":
             cell.metadata["nbgrader"]["locked"] = True  # the instructions are not the student's to edit
         cell.id = metadata["grade_id"].replace("_", "-")
-    setup = nbformat.v4.new_code_cell(setup_cell_source(repository_url(), for_chapter=False), id="colab-setup")
+    setup = nbformat.v4.new_code_cell(setup_cell_source(repository_url(), for_chapter=False), id=SETUP_CELL_ID)
     setup.metadata = {"nbgrader": {"grade": False, "grade_id": "colab_setup", "locked": True, "solution": False,
                                    "schema_version": NBGRADER_SCHEMA_VERSION}}
     title_cells = 1 if notebook.cells and notebook.cells[0].cell_type == "markdown" else 0

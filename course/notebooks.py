@@ -5,8 +5,8 @@ but Colab opens only ``.ipynb``. So ``python -m course.notebooks`` (part of ``ma
 writes ``chapters/<chapter>.ipynb`` next to each chapter, without outputs, and with one cell in
 front that fetches the course's shared code and data when they are missing, as on Colab. The
 book build ignores these files (``exclude_patterns`` in _config.yml), and the theme points its
-launch buttons at them, since it prefers an ``.ipynb`` of the same name. The exercises start
-with the same cell (course/assignments.py puts it in as a read-only cell).
+launch buttons at them, since it prefers an ``.ipynb`` of the same name. The exercises get the
+same cell, read-only, before their first code cell (course/assignments.py puts it in).
 
 tests/test_notebooks.py fails while a notebook is out of date with its chapter.
 """
