@@ -22,7 +22,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $@
 
-book: setup _build/course-code.stamp
+book: setup _build/course-code.stamp _build/site-assets.stamp
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
 test: setup _build/course-code.stamp
@@ -32,6 +32,13 @@ test: setup _build/course-code.stamp
 # when course/ changes, empty the cache so that every chapter runs again.
 _build/course-code.stamp: $(wildcard course/*.py)
 	rm -rf _build/.jupyter_cache
+	mkdir -p _build && touch $@
+
+# Sphinx copies _static/ and _extra/ only when some page is out of date, and cannot see changes to
+# the local extension in _ext/: when any of them changes, delete the written pages so that every
+# page is written again (from the cached execution and doctrees: seconds).
+_build/site-assets.stamp: $(shell find _static _extra _ext -type f -not -path '*/__pycache__/*')
+	if [ -d _build/html ]; then find _build/html -name '*.html' -not -path '*/mathjax/*' -delete; fi
 	mkdir -p _build && touch $@
 
 release: setup
