@@ -101,13 +101,20 @@ def check_answer(
     instructor's cells (``imports_at_top_level``), which the answer may import again unchanged.
     A cell that does not parse gets no finding: it fails when run.
     """
-    try:
-        tree = ast.parse(python_source(source))
-    except SyntaxError:
+    tree = parsed_cell(source)
+    if tree is None:
         return []
     visitor = _IntegrityVisitor(set(protected_names) | BUILTIN_NAMES, set(forbidden_here), instructor_imports or {})
     visitor.visit(tree)
     return sorted(set(visitor.findings), key=lambda finding: (finding.line, finding.reason))
+
+
+def parsed_cell(cell_source: str) -> ast.Module | None:
+    """A cell's syntax tree, IPython syntax included; None for a cell that does not parse."""
+    try:
+        return ast.parse(python_source(cell_source))
+    except SyntaxError:
+        return None
 
 
 def python_source(cell_source: str) -> str:
@@ -123,9 +130,8 @@ def python_source(cell_source: str) -> str:
 def names_bound_at_top_level(source: str) -> set[str]:
     """The modules and helpers an instructor's cell imports or defines (not its plain variables,
     which a student may well reuse for scratch work: the tests assign those again anyway)."""
-    try:
-        tree = ast.parse(python_source(source))
-    except SyntaxError:
+    tree = parsed_cell(source)
+    if tree is None:
         return set()
     names = set()
     for node in tree.body:
@@ -141,9 +147,8 @@ def names_bound_at_top_level(source: str) -> set[str]:
 def imports_at_top_level(source: str) -> dict[str, str]:
     """{name: the module or object it is bound to} for a cell's imports:
     ``import torch.nn.functional as F`` gives ``{"F": "torch.nn.functional"}``."""
-    try:
-        tree = ast.parse(python_source(source))
-    except SyntaxError:
+    tree = parsed_cell(source)
+    if tree is None:
         return {}
     return {name: target for node in tree.body for name, target in _import_bindings(node)}
 
@@ -159,9 +164,8 @@ def _import_bindings(node: ast.AST) -> list[tuple[str, str]]:
 
 def defined_functions(source: str) -> set[str]:
     """The functions and classes a cell defines at its top level (what the tests call)."""
-    try:
-        tree = ast.parse(python_source(source))
-    except SyntaxError:
+    tree = parsed_cell(source)
+    if tree is None:
         return set()
     return {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
 
