@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 GRADES_REPORT = Path(__file__).resolve().parent.parent / "_build" / "grades_observed.csv"
 
 
