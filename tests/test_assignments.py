@@ -148,3 +148,13 @@ def test_every_exercise_has_points_and_tests(assignment):
     assert len(answer_cells(notebook)) >= 1 and len(test_cells) >= 2
     assert all(c.metadata["nbgrader"]["points"] > 0 for c in test_cells)
     assert any(re.search("BEGIN HIDDEN TESTS", c.source) for c in test_cells), "no hidden tests"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_student_version_keeps_the_setup_cell_that_the_website_removes(assignment):
+    """Colab needs the setup cell in the student's notebook; its tag remove-cell keeps it off the website's page."""
+    from course.notebooks import SETUP_CELL_ID
+
+    notebook = nbformat.read(REPO / "exercises" / assignment / f"{assignment}.ipynb", as_version=4)
+    setup = [cell for cell in notebook.cells if cell.get("id") == SETUP_CELL_ID]
+    assert len(setup) == 1 and "remove-cell" in setup[0].metadata.get("tags", [])
