@@ -3,6 +3,7 @@
 Read with `make -n` (print the commands, run nothing), so these tests take a second.
 """
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,7 +18,10 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is ab
 
 def planned(*arguments: str) -> str:
     """The commands make would run, without running them (-B: as if .venv were absent)."""
-    return subprocess.run(["make", "-n", "-B", *arguments], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    # Under `make test` the outer make's flags and variables (ARGS=...) would reach this make too.
+    env = {key: value for key, value in os.environ.items() if key not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+    return subprocess.run(["make", "--no-print-directory", "-n", "-B", *arguments], cwd=REPO, env=env,
+                          capture_output=True, text=True, check=True).stdout
 
 
 def test_setup_installs_the_cpu_build_of_torch_without_a_gpu():
