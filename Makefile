@@ -4,29 +4,61 @@ VENV   := .venv
 BIN    := $(abspath $(VENV))/bin
 # nbgrader calls `alembic` as a subprocess: the environment's bin folder must be on PATH.
 export PATH := $(BIN):$(PATH)
+# Extra arguments for pytest: `make test ARGS="-k ch03 -x"`.
+ARGS ?=
+
+# Which build of torch `make setup` installs. On Linux, PyPI's torch is the CUDA build: with the
+# NVIDIA libraries it pulls, about 2.7 GB to download. The CPU build is about 190 MB.
+#   TORCH=cpu   the CPU build (the default where `nvidia-smi` is absent): taken from pip's own
+#               sources when they offer it (a local wheel folder or mirror), else from PyTorch's
+#               CPU index, $(TORCH_CPU_INDEX)
+#   TORCH=cuda  PyPI's build (the default where `nvidia-smi` is present), for a GPU
+TORCH ?= $(if $(shell command -v nvidia-smi 2>/dev/null),cuda,cpu)
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+# The torch version is pinned once, in requirements.txt.
+TORCH_VERSION := $(shell sed -n 's/^torch==\([0-9][0-9.]*\).*/\1/p' requirements.txt)
+# CPU builds carry the local label "+cpu" on Linux and Windows; macOS wheels are CPU builds without it.
+TORCH_CPU_WHEEL := torch==$(TORCH_VERSION)$(if $(filter Darwin,$(shell uname -s)),,+cpu)
+PIP := $(BIN)/python -m pip
 
 .PHONY: help setup book test release clean
 
 help:
-	@echo "make setup    create .venv and install requirements.txt (once; again when it changes)"
+	@echo "make setup    create .venv and install requirements.txt (once; again when it changes);"
+	@echo "             torch is the CPU build (~190 MB) unless nvidia-smi is present or TORCH=cuda (~2.7 GB)"
 	@echo "make book     set up, then build the website into _build/html (every chapter executes)"
-	@echo "make test     set up, then run the test suite"
+	@echo "make test     set up, then run the test suite (ARGS=\"-k ch03 -x\" passes arguments to pytest)"
 	@echo "make release  regenerate the student versions in exercises/ (nbgrader) and the chapter notebooks for Colab"
 	@echo "make clean    remove the build outputs (keeps .venv)"
 
 setup: $(VENV)/.installed
 
+# Three steps, each announced; pip prints every package it collects and installs.
 $(VENV)/.installed: requirements.txt pyproject.toml
+	@echo "make setup [1/3]: a virtual environment in $(VENV) with an up-to-date pip"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(PIP) install --upgrade pip
+ifeq ($(TORCH),cpu)
+	@echo "make setup [2/3]: torch $(TORCH_VERSION), CPU build (about 190 MB; \`make setup TORCH=cuda\` for a GPU)"
+	if $(PIP) install --dry-run --quiet --no-deps "$(TORCH_CPU_WHEEL)" >/dev/null 2>&1; then \
+	  $(PIP) install "$(TORCH_CPU_WHEEL)"; \
+	else \
+	  $(PIP) install "$(TORCH_CPU_WHEEL)" --extra-index-url $(TORCH_CPU_INDEX); \
+	fi
+else
+	@echo "make setup [2/3]: torch $(TORCH_VERSION) from PyPI, with CUDA (about 2.7 GB)"
+	$(PIP) install "torch==$(TORCH_VERSION)"
+endif
+	@echo "make setup [3/3]: the other requirements (Jupyter Book, nbgrader, ...) and the course package"
+	$(PIP) install -r requirements.txt
+	$(BIN)/python -c "import torch; print('make setup: done, torch', torch.__version__)"
 	touch $@
 
 book: setup _build/course-code.stamp _build/site-assets.stamp
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
 test: setup _build/course-code.stamp
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(ARGS)
 
 # The execution cache is keyed by each chapter's own code, not by the shared code it imports:
 # when course/ changes, empty the cache so that every chapter runs again.

@@ -87,7 +87,8 @@ def nbgrader_notebook(source: Path) -> nbformat.NotebookNode:
         cell.id = metadata["grade_id"].replace("_", "-")
     setup = nbformat.v4.new_code_cell(setup_cell_source(repository_url(), for_chapter=False), id=SETUP_CELL_ID)
     setup.metadata = {"nbgrader": {"grade": False, "grade_id": "colab_setup", "locked": True, "solution": False,
-                                   "schema_version": NBGRADER_SCHEMA_VERSION}}
+                                   "schema_version": NBGRADER_SCHEMA_VERSION},
+                      "tags": ["remove-cell"]}  # in the student's notebook, not on the website's exercise page
     title_cells = 1 if notebook.cells and notebook.cells[0].cell_type == "markdown" else 0
     notebook.cells.insert(title_cells, setup)  # after the title and instructions, before any code
     notebook.metadata.pop("jupytext", None)

@@ -1,8 +1,25 @@
-"""Checks used by the exercises' tests: each failure says what was expected and by how much it missed.
+"""Checks used by the exercises' tests: each failure says what was expected, by how much it missed,
+and, where the numbers show it, the likely cause.
 
 A bare ``assert torch.allclose(a, b)`` only says "AssertionError". A student needs to know
-which output, what shape, and how far off it was, the way CS231n reports a relative error.
+which output, what shape, and how far off it was, the way CS231n reports a relative error; and
+a relative error of 0.22 does not say *why*. So when a check fails it also looks at how the
+result differs from the expected one, and names the common mistakes that the numbers reveal:
+
+* a constant factor (every entry 2.83 times too large: 2.83 = √8, a missing 1/√d);
+* a softmax at another temperature (weights as if the scores were multiplied by a constant);
+* a normalisation over the wrong axis (rows that sum to 1 along another dimension);
+* a transposed result, or a transposed or inverted mask (zeros in the wrong places);
+* the right values in the wrong places (a ``view`` where a ``transpose`` was needed, heads or
+  positions permuted);
+* shapes with the right sizes in another order, or a dimension lost to a reduction.
+
+A test can also pass ``mistakes``: {description: what that mistake would produce}, computed with
+the built-ins the test already compares against, and a ``hint`` for its exercise.
 """
+
+import itertools
+import math
 
 import torch
 
@@ -14,30 +31,225 @@ def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
     return 0.0 if denominator == 0 else (actual - expected).abs().max().item() / denominator
 
 
-def check_shape(actual: torch.Tensor, expected_shape, name: str = "output") -> None:
+def _with_hint(message: str, hint: str | None) -> str:
+    return f"{message}\nHint: {hint}" if hint else message
+
+
+def _shape_diagnosis(got: tuple, want: tuple) -> str | None:
+    if len(got) == len(want) and sorted(got) == sorted(want):
+        swapped = [i - len(want) for i in range(len(want)) if got[i] != want[i]]
+        return (f"the same sizes in another order (dims {swapped} differ): are two dimensions swapped, "
+                "a transpose missing or one too many?")
+    if len(got) == len(want) - 1:
+        for i in range(len(want)):
+            if want[:i] + want[i + 1:] == got:
+                return (f"dimension {i - len(want)} (size {want[i]}) is missing: a sum, max or mean without "
+                        "keepdim=True, a squeeze, or an index that dropped it?")
+    if len(got) == len(want) + 1:
+        for i in range(len(got)):
+            if got[i] == 1 and got[:i] + got[i + 1:] == want:
+                return f"an extra dimension of size 1 at dim {i - len(got)}: a keepdim=True or unsqueeze too many?"
+    if math.prod(got) == math.prod(want) and got:
+        return f"the same number of entries ({math.prod(want)}) in another shape: a view or reshape into the wrong shape?"
+    if len(got) == len(want):
+        wrong = [f"dim {i - len(want)} is {got[i]}, expected {want[i]}" for i in range(len(want)) if got[i] != want[i]]
+        return "; ".join(wrong)
+    return None
+
+
+def check_shape(actual: torch.Tensor, expected_shape, name: str = "output", hint: str | None = None) -> None:
     expected_shape = tuple(expected_shape)
     if not isinstance(actual, torch.Tensor):
-        raise AssertionError(f"{name}: expected a torch.Tensor of shape {expected_shape}, got {type(actual).__name__}")
+        raise AssertionError(_with_hint(f"{name}: expected a torch.Tensor of shape {expected_shape}, got {type(actual).__name__}", hint))
     if tuple(actual.shape) != expected_shape:
-        raise AssertionError(f"{name}: expected shape {expected_shape}, got {tuple(actual.shape)}")
+        message = f"{name}: expected shape {expected_shape}, got {tuple(actual.shape)}"
+        cause = _shape_diagnosis(tuple(actual.shape), expected_shape)
+        raise AssertionError(_with_hint(f"{message}\nLikely cause: {cause}" if cause else message, hint))
 
 
-def check_close(actual, expected: torch.Tensor, name: str = "output", atol: float = 1e-5, rtol: float = 1e-4) -> None:
-    """Shape, dtype, finiteness, then values: the first thing that is wrong is the one reported."""
-    check_shape(actual, expected.shape, name)
+# --- what the numbers reveal -------------------------------------------------------------------
+
+def _close(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-4, atol: float = 1e-6) -> bool:
+    scale = max(a.abs().max().item() if a.numel() else 0.0, b.abs().max().item() if b.numel() else 0.0, 1e-30)
+    return a.shape == b.shape and bool(((a - b).abs() <= atol * scale + rtol * b.abs()).all())
+
+
+def _name_factor(c: float) -> str:
+    """2.828 -> '2.83 (= √8)', 0.125 -> '0.125 (= 1/8)', -1 -> '-1'."""
+    text = f"{c:.4g}"
+    for value, prefix in ((abs(c), ""), (1 / abs(c), "1/")):
+        whole, square = round(value), round(value * value)
+        if whole >= 2 and abs(value - whole) < 1e-3 * value:
+            return f"{text} (= {'-' if c < 0 else ''}{prefix}{whole})"
+        if square >= 2 and abs(value * value - square) < 1e-3 * value * value:
+            return f"{text} (= {'-' if c < 0 else ''}{prefix}√{square})"
+    return text
+
+
+def _constant_factor(a: torch.Tensor, e: torch.Tensor) -> str | None:
+    if (e != 0).sum() < 2:
+        return None
+    c = ((a * e).sum() / (e * e).sum()).item()
+    if c == 0 or abs(c - 1) < 1e-3 or not _close(a, c * e, rtol=1e-3):
+        return None
+    if abs(c + 1) < 1e-3:
+        return "every entry has the expected size and the opposite sign: a sign flipped (a subtraction the wrong way round)?"
+    named = _name_factor(c)
+    cause = "a missing or extra constant factor"
+    if "√" in named:
+        cause = "a scale by 1/√d missing (or applied twice, or √d where 1/√d belongs)"
+    return f"every entry is {named} times the expected one: {cause}?"
+
+
+def _constant_offset(a: torch.Tensor, e: torch.Tensor) -> str | None:
+    difference = a - e
+    offset = difference.mean().item()
+    scale = max(e.abs().max().item(), 1e-30)
+    if a.numel() < 2 or abs(offset) < 1e-6 * scale or not _close(difference, torch.full_like(difference, offset), rtol=1e-3, atol=1e-6):
+        return None
+    return f"every entry is off by the same {offset:+.4g}: a constant added or missing (a bias, or a shift not undone)?"
+
+
+def _transposed(a: torch.Tensor, e: torch.Tensor) -> str | None:
+    for i, j in itertools.combinations(range(a.dim()), 2):
+        if a.shape[i] == a.shape[j] > 1 and _close(a, e.transpose(i, j)):
+            last_two = (i, j) == (a.dim() - 2, a.dim() - 1)
+            where = "its last two axes swapped" if last_two else f"dims {i - a.dim()} and {j - a.dim()} swapped"
+            return (f"your result is the expected one transposed ({where}): a transpose missing or one too many "
+                    "(keys @ queries.T for queries @ keys.T, or a mask built the wrong way round)?")
+    return None
+
+
+def _sums_to_one(x: torch.Tensor, dim: int) -> bool:
+    """Along `dim`, every slice sums to 1 (or 0: a fully masked row) and no entry is negative."""
+    sums = x.sum(dim)
+    return bool((x >= -1e-6).all()) and bool((((sums - 1).abs() < 1e-4) | (sums.abs() < 1e-6)).all()) and bool(((sums - 1).abs() < 1e-4).any())
+
+
+def _normalised_axis(x: torch.Tensor) -> int | None:
+    axes = [d for d in range(x.dim()) if x.shape[d] > 1 and _sums_to_one(x, d)]
+    return axes[-1] if axes else None
+
+
+def _wrong_axis(a: torch.Tensor, e: torch.Tensor) -> str | None:
+    want = _normalised_axis(e)
+    if want is None or _sums_to_one(a, want):
+        return None
+    got = _normalised_axis(a)
+    if got is None:
+        return None
+    return (f"your values sum to 1 along dim={got - a.dim()}, the expected ones along dim={want - a.dim()}: "
+            "a softmax (or normalisation) over the wrong axis?")
+
+
+def _temperature(a: torch.Tensor, e: torch.Tensor) -> str | None:
+    """Softmax weights as if the scores had been multiplied by a constant c: log a = c log e + (one constant per row)."""
+    axis = _normalised_axis(e)
+    if axis is None or not _sums_to_one(a, axis):
+        return None
+    rows_a = a.movedim(axis, -1).reshape(-1, a.shape[axis])
+    rows_e = e.movedim(axis, -1).reshape(-1, e.shape[axis])
+    xs, ys = [], []
+    for row_a, row_e in zip(rows_a, rows_e):
+        keep = (row_a > 0) & (row_e > 0)
+        if keep.sum() >= 2:
+            x, y = row_e[keep].log(), row_a[keep].log()
+            xs.append(x - x.mean())
+            ys.append(y - y.mean())
+    if not xs:
+        return None
+    x, y = torch.cat(xs), torch.cat(ys)
+    if (x * x).sum() == 0:
+        return None
+    c = ((x * y).sum() / (x * x).sum()).item()
+    if c <= 0 or abs(c - 1) < 1e-2 or (y - c * x).abs().max().item() > 1e-3 * max(y.abs().max().item(), 1.0):
+        return None
+    shape = "sharper" if c > 1 else "flatter"
+    cause = "a missing 1/√d (or √d where 1/√d belongs)?" if "√" in _name_factor(c) else "a scale on the scores missing or applied twice?"
+    return (f"your weights are the expected ones made {shape}, as if the scores had been multiplied by {_name_factor(c)} "
+            f"before the softmax: {cause}")
+
+
+def _mask_pattern(a: torch.Tensor, e: torch.Tensor) -> str | None:
+    zeros_a, zeros_e = a == 0, e == 0
+    if torch.equal(zeros_a, zeros_e) or not zeros_e.any():
+        return None
+    if a.dim() >= 2 and a.shape[-1] == a.shape[-2] and torch.equal(zeros_a, zeros_e.transpose(-1, -2)):
+        return ("the entries that are zero in your result are the transpose of the expected ones: is the mask transposed "
+                "(queries down, keys across: True where the query may see the key)?")
+    if torch.equal(zeros_a, ~zeros_e):
+        return "your result is zero exactly where the expected one is not: is the mask inverted (True means keep)?"
+    if not zeros_a.any():
+        return (f"the expected result is exactly zero in {int(zeros_e.sum())} places (masked entries), yours nowhere: "
+                "is the mask applied (masked_fill with -inf before the softmax)?")
+    return (f"zero in {int((zeros_a & ~zeros_e).sum())} places where the expected is not, and not zero in "
+            f"{int((zeros_e & ~zeros_a).sum())} where it is: the mask marks the wrong entries?")
+
+
+def _permuted(a: torch.Tensor, e: torch.Tensor) -> str | None:
+    if a.numel() < 2 or a.numel() > 1_000_000 or not _close(a.flatten().sort().values, e.flatten().sort().values):
+        return None
+    for dim in range(a.dim()):
+        size = a.shape[dim]
+        if not 1 < size <= 256:
+            continue
+        order = []
+        for i in range(size):
+            match = [j for j in range(size) if j not in order and _close(a.select(dim, i), e.select(dim, j))]
+            if not match:
+                break
+            order.append(match[0])
+        if len(order) == size and order != list(range(size)):
+            return (f"your slices along dim={dim - a.dim()} are the expected ones in another order "
+                    f"(yours [{', '.join(map(str, range(size)))}] = expected {order}): heads, positions or batch entries mixed up?")
+    return ("your result holds exactly the expected values, but in other places: a view or reshape where a transpose "
+            "(or permute) was needed? (view regroups the entries in memory order, it never moves one)")
+
+
+DIAGNOSES = (_transposed, _constant_factor, _constant_offset, _wrong_axis, _temperature, _mask_pattern, _permuted)
+
+
+def likely_cause(actual: torch.Tensor, expected: torch.Tensor, mistakes: dict | None = None) -> str | None:
+    """The first explanation the numbers support of why `actual` differs from `expected` (same shape), or None."""
+    a, e = actual.detach().double(), expected.detach().double()
+    for description, produced in (mistakes or {}).items():
+        if isinstance(produced, torch.Tensor) and produced.shape == a.shape and _close(a, produced.detach().double()):
+            return f"your result is exactly what you get if {description}."
+    if not (torch.isfinite(a).all() and torch.isfinite(e).all()):
+        return None
+    for diagnosis in DIAGNOSES:
+        cause = diagnosis(a, e)
+        if cause:
+            return cause
+    return None
+
+
+def check_close(actual, expected: torch.Tensor, name: str = "output", atol: float = 1e-5, rtol: float = 1e-4,
+                hint: str | None = None, mistakes: dict | None = None) -> None:
+    """Shape, dtype, finiteness, then values: the first thing that is wrong is the one reported, with its likely cause.
+
+    mistakes: {description: the tensor that mistake would produce}; a result equal to one is named
+    ("your result is exactly what you get if <description>"). hint: a line for this exercise.
+    """
+    check_shape(actual, expected.shape, name, hint)
     if actual.dtype != expected.dtype:
-        raise AssertionError(f"{name}: expected dtype {expected.dtype}, got {actual.dtype}")
+        raise AssertionError(_with_hint(f"{name}: expected dtype {expected.dtype}, got {actual.dtype}", hint))
     if not torch.isfinite(actual).all() and torch.isfinite(expected).all():
         bad = (~torch.isfinite(actual)).sum().item()
-        raise AssertionError(f"{name}: {bad} entries are NaN or infinite; the expected values are all finite")
+        raise AssertionError(_with_hint(
+            f"{name}: {bad} entries are NaN or infinite; the expected values are all finite\n"
+            "Likely cause: exp of a large score overflowing (subtract the maximum first), 0/0 in a row whose every "
+            "entry is masked, or -inf - (-inf)?", hint))
     difference = (actual.detach().double() - expected.detach().double()).abs()
     tolerance = atol + rtol * expected.detach().double().abs()
     if (difference > tolerance).any():
         where = tuple(int(i) for i in torch.nonzero(difference > tolerance)[0])
-        raise AssertionError(
+        message = (
             f"{name}: values differ (relative error {relative_error(actual, expected):.2e}); "
             f"first mismatch at index {where}: got {actual[where].item():.6g}, expected {expected[where].item():.6g}"
         )
+        cause = likely_cause(actual, expected, mistakes)
+        raise AssertionError(_with_hint(f"{message}\nLikely cause: {cause}" if cause else message, hint))
 
 
 class forbidden_calls:

@@ -31,14 +31,30 @@ def use_course_style() -> None:
     )
 
 
+# Token labels on a heatmap's axes: as large as the rest of the figure's text, smaller only where
+# there is no room (a figure shown on the website is scaled to the page's width, so 7-point labels
+# end up unreadable).
+TOKEN_LABEL_POINTS = 10.0
+SMALLEST_TOKEN_LABEL_POINTS = 7.0
+
+
+def token_label_size(ax, count: int, axis: str) -> float:
+    """The font size (points) for `count` token labels along the x or y axis of `ax`: at most one label's room each."""
+    figure_width, figure_height = ax.figure.get_size_inches()
+    box = ax.get_position()
+    length_points = 72 * (box.width * figure_width if axis == "x" else box.height * figure_height)
+    room = length_points / max(count, 1)
+    return max(SMALLEST_TOKEN_LABEL_POINTS, min(TOKEN_LABEL_POINTS, 0.8 * room))
+
+
 def attention_heatmap(ax, weights, query_labels=None, key_labels=None, title=None, colorbar=True):
     """Draw one attention matrix (queries down, keys across) with its tokens on the axes."""
     image = ax.imshow(weights, vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
     ax.grid(False)
     if key_labels is not None:
-        ax.set_xticks(range(len(key_labels)), labels=list(key_labels), fontsize=8)
+        ax.set_xticks(range(len(key_labels)), labels=list(key_labels), fontsize=token_label_size(ax, len(key_labels), "x"))
     if query_labels is not None:
-        ax.set_yticks(range(len(query_labels)), labels=list(query_labels), fontsize=8)
+        ax.set_yticks(range(len(query_labels)), labels=list(query_labels), fontsize=token_label_size(ax, len(query_labels), "y"))
     ax.set_xlabel("keys")
     ax.set_ylabel("queries")
     if title:

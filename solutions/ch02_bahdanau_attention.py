@@ -129,8 +129,9 @@ def attention_weights(scores, src_lengths):
 scores = torch.tensor([[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 1e4, -1e4]])
 got = attention_weights(scores, torch.tensor([4, 2]))
 check_shape(got, (2, 4), "attention_weights(scores (2, 4), lengths [4, 2])")
-check_close(got[0], torch.softmax(scores[0], dim=0), "row 0 (length 4: nothing is padding)")
-check_close(got[1], torch.cat([torch.softmax(scores[1, :2], dim=0), torch.zeros(2)]), "row 1 (length 2)")
+expected = torch.stack([torch.softmax(scores[0], dim=0), torch.cat([torch.softmax(scores[1, :2], dim=0), torch.zeros(2)])])
+check_close(got, expected, "attention_weights(scores, lengths [4, 2]) (row 0: nothing is padding; row 1: the last two are)",
+            hint="one softmax per row, over the source positions (dim=-1), with the padded scores set to -inf first")
 assert (got[1, 2:] == 0).all(), f"padded positions must get exactly zero weight, got {got[1, 2:].tolist()}"
 print("Exercise 2: visible tests passed.")
 

@@ -166,7 +166,8 @@ assert torch.equal(got, expected), f"padding_mask([2, 4, 1]) should be\n{expecte
 got = causal_mask(3)
 expected = torch.tensor([[True, False, False], [True, True, False], [True, True, True]])
 assert isinstance(got, torch.Tensor) and got.dtype == torch.bool, "causal_mask must return a bool tensor"
-assert torch.equal(got, expected), f"causal_mask(3) should be\n{expected}\ngot\n{got}"
+check_close(got.float(), expected.float(), "causal_mask(3), as 0/1",
+            hint=f"row i is query i, column j key j: True where j <= i. Expected\n{expected.int()}\ngot\n{got.int()}")
 print("Exercise 2: visible tests passed.")
 
 # %% tests="masks_hidden" points=2
@@ -217,11 +218,18 @@ q, k, v = torch.randn(2, 4, 8), torch.randn(2, 6, 8), torch.randn(2, 6, 3)
 outputs, weights = scaled_dot_product_attention(q, k, v)
 check_shape(outputs, (2, 4, 3), "outputs")
 check_shape(weights, (2, 4, 6), "weights")
-check_close(weights.sum(-1), torch.ones(2, 4), "each row of weights must sum to 1")
-check_close(outputs, F.scaled_dot_product_attention(q, k, v), "outputs vs F.scaled_dot_product_attention")
+# torch's attention over one-hot values returns the weights themselves; scale=1.0 leaves out the 1/√d.
+one_hot = torch.eye(6).expand(2, 6, 6)
+check_close(weights, F.scaled_dot_product_attention(q, k, one_hot), "weights vs F.scaled_dot_product_attention",
+            mistakes={"the scores are not divided by √d (d = 8)": F.scaled_dot_product_attention(q, k, one_hot, scale=1.0),
+                      "the scores are divided by d instead of √d": F.scaled_dot_product_attention(q, k, one_hot, scale=1 / 8)})
+check_close(outputs, F.scaled_dot_product_attention(q, k, v), "outputs vs F.scaled_dot_product_attention",
+            mistakes={"the scores are not divided by √d (d = 8)": F.scaled_dot_product_attention(q, k, v, scale=1.0)})
 
 key_mask = torch.tensor([True, True, True, False, False, True])
 outputs, weights = scaled_dot_product_attention(q, k, v, key_mask)
+check_close(weights, F.scaled_dot_product_attention(q, k, one_hot, attn_mask=key_mask), "weights with keys 3 and 4 masked",
+            hint="mask True means the query may look at the key; masked scores become -inf before the softmax")
 assert (weights[..., ~key_mask] == 0).all(), "masked keys must get exactly zero weight"
 check_close(outputs, F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask), "masked outputs vs torch")
 print("Exercise 3: visible tests passed.")

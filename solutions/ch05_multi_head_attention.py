@@ -74,7 +74,8 @@ def merge_heads(x):
 x = torch.arange(2 * 3 * 6, dtype=torch.float32).view(2, 3, 6)
 heads = split_heads(x, 2)
 check_shape(heads, (2, 2, 3, 3), "split_heads(x of shape (2, 3, 6), 2)")
-check_close(heads[0, 1], x[0, :, 3:6], "head 1 of sequence 0 should be columns 3..5 of x[0]")
+check_close(heads, torch.stack([x[..., 0:3], x[..., 3:6]], dim=1), "split_heads(x, 2): head h should hold columns 3h..3h+2 of x",
+            mistakes={"x is split with x.view(B, H, T, Dh), which regroups the entries in memory order": x.view(2, 2, 3, 3)})
 check_close(merge_heads(heads), x, "merge_heads(split_heads(x)) should give x back")
 print("Exercise 1: visible tests passed.")
 

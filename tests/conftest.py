@@ -1,8 +1,13 @@
-"""At the end of the run, print what the tests measured: chapter execution times and nbgrader's grades."""
+"""Progress during the long steps, and at the end of the run what the tests measured.
+
+``progress(message)`` (tests/progress_lines.py) prints a line at once, past pytest's output
+capture: the fixture that grades every assignment and a chapter that executes take minutes.
+At the end: chapter execution times and nbgrader's grades.
+"""
 
 from pathlib import Path
 
-import pytest
+from progress_lines import progress  # noqa: F401  (a fixture, found by its name here)
 
 GRADES_REPORT = Path(__file__).resolve().parent.parent / "_build" / "grades_observed.csv"
 

@@ -39,8 +39,12 @@ def submission(course: Path, assignment: str, student: str) -> nbformat.Notebook
 
 
 @pytest.fixture(scope="module")
-def graded_course(tmp_path_factory):
-    """A course directory with every assignment released, submitted by three students and autograded."""
+def graded_course(tmp_path_factory, progress):
+    """A course directory with every assignment released, submitted by three students and autograded.
+
+    Minutes of work before the first test of this file reports: one progress line per assignment and step.
+    """
+    progress(f"grading {len(ASSIGNMENTS)} assignments through nbgrader, {len(STUDENTS)} students each ({', '.join(STUDENTS)})")
     course = tmp_path_factory.mktemp("course")
     (course / "nbgrader_config.py").write_text(
         "from course.grading import configure_grading\n"
@@ -50,15 +54,20 @@ def graded_course(tmp_path_factory):
     )
     for student in STUDENTS:
         nbgrader_command("db", "student", "add", student, cwd=course)
-    for assignment in ASSIGNMENTS:
+    for number, assignment in enumerate(ASSIGNMENTS, 1):
+        step = f"{assignment} ({number}/{len(ASSIGNMENTS)})"
+        progress(f"{step}: nbgrader generate_assignment")
         write_nbgrader_source(assignment, course / "source")
         nbgrader_command("generate_assignment", assignment, cwd=course)
         for student in STUDENTS:
             target = course / "submitted" / student / assignment / f"{assignment}.ipynb"
             target.parent.mkdir(parents=True)
             nbformat.write(submission(course, assignment, student), target)
+        progress(f"{step}: nbgrader autograde, {len(STUDENTS)} submissions")
         nbgrader_command("autograde", assignment, cwd=course)
+        progress(f"{step}: nbgrader generate_feedback")
         nbgrader_command("generate_feedback", assignment, cwd=course)
+    progress("nbgrader export: every grade into grades.csv")
     nbgrader_command("export", "--to", "grades.csv", cwd=course)
     report_grades(course)
     return course
@@ -139,3 +148,13 @@ def test_every_exercise_has_points_and_tests(assignment):
     assert len(answer_cells(notebook)) >= 1 and len(test_cells) >= 2
     assert all(c.metadata["nbgrader"]["points"] > 0 for c in test_cells)
     assert any(re.search("BEGIN HIDDEN TESTS", c.source) for c in test_cells), "no hidden tests"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_student_version_keeps_the_setup_cell_that_the_website_removes(assignment):
+    """Colab needs the setup cell in the student's notebook; its tag remove-cell keeps it off the website's page."""
+    from course.notebooks import SETUP_CELL_ID
+
+    notebook = nbformat.read(REPO / "exercises" / assignment / f"{assignment}.ipynb", as_version=4)
+    setup = [cell for cell in notebook.cells if cell.get("id") == SETUP_CELL_ID]
+    assert len(setup) == 1 and "remove-cell" in setup[0].metadata.get("tags", [])

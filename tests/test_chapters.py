@@ -21,16 +21,18 @@ TOC = (REPO / "_toc.yml").read_text()
 CACHE = get_cache(REPO / "_build" / ".jupyter_cache")
 
 
-def executed(chapter: Path):
+def executed(chapter: Path, progress=lambda message: None):
     notebook = jupytext.read(chapter)
     try:
         return CACHE.get_cache_bundle(CACHE.match_cache_notebook(notebook).pk).nb
     except KeyError:
         pass
+    progress(f"executing {chapter.relative_to(REPO)} (not in the execution cache; up to 3 minutes)")
     client = NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(chapter.parent)}})
     start = time.perf_counter()
     client.execute()  # raises CellExecutionError, with the failing cell, on the first error
     seconds = time.perf_counter() - start
+    progress(f"executed {chapter.relative_to(REPO)} in {seconds:.0f} s")
     bundle = CacheBundleIn(notebook, str(chapter), data={"execution_seconds": seconds})  # as the book build records it
     CACHE.cache_notebook_bundle(bundle, check_validity=False, overwrite=True)
     return notebook
@@ -50,8 +52,8 @@ def execution_seconds() -> dict[str, float]:
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=[path.stem for path in CHAPTERS])
-def test_chapter_executes_without_error(chapter):
-    notebook = executed(chapter)
+def test_chapter_executes_without_error(chapter, progress):
+    notebook = executed(chapter, progress)
     errors = [output for cell in notebook.cells for output in cell.get("outputs", []) if output.output_type == "error"]
     assert not errors
     code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]

@@ -253,3 +253,54 @@ def test_screenshots_of_home_page_and_a_chapter(server, page):
         path = SCREENSHOTS / f"{name}.png"
         page.screenshot(path=str(path), full_page=False)
         assert path.stat().st_size > 10_000
+
+
+CHAPTER_PAGES = [p for p in PAGES if p.parent.name == "chapters"]
+EXERCISE_PAGES = [p for p in PAGES if p.parent.parent.name == "exercises"]
+
+
+@pytest.mark.parametrize("html", CHAPTER_PAGES, ids=lambda p: p.stem)
+def test_figures_are_numbered_per_chapter(server, page, html):
+    """Chapter 7's figures read "Fig. 7.1", "Fig. 7.2", ..., in the captions and in the text's references."""
+    chapter = int(re.match(r"ch(\d+)_", html.stem).group(1))
+    page.goto(url_of(server, html), wait_until="load")
+    captions = [text.strip() for text in page.locator("figure .caption-number").all_inner_texts()]
+    assert captions == [f"Fig. {chapter}.{k}" for k in range(1, len(captions) + 1)], captions
+    references = page.eval_on_selector_all(
+        "a.reference:has(span.std-numref)", "links => links.map(a => [a.getAttribute('href'), a.innerText.trim()])"
+    )
+    figures = [(href, text) for href, text in references if text.startswith("Fig.")]
+    # A reference to a figure of this page names this chapter; one to another chapter's figure, that chapter.
+    assert all(re.fullmatch(rf"Fig\. {chapter}\.\d+", text) for href, text in figures if href.startswith("#")), figures
+    assert all(re.fullmatch(r"Fig\. \d+\.\d+", text) for _, text in figures), figures
+
+
+@pytest.mark.parametrize("html", CHAPTER_PAGES + EXERCISE_PAGES, ids=lambda p: str(p.relative_to(SITE)))
+def test_code_fits_the_page_at_1280_px(server, page, html):
+    """No code cell hides the end of a line behind a horizontal scrollbar on a desktop screen."""
+    page.goto(url_of(server, html), wait_until="load")
+    overflowing = page.evaluate(
+        """Array.from(document.querySelectorAll('div.cell_input pre, div.highlight pre'))
+             .filter(pre => !pre.closest('.cell_output'))
+             .flatMap(pre => [pre, pre.parentElement])
+             .filter(box => box.scrollWidth > box.clientWidth + 1)
+             .map(box => box.innerText.split('\\n').reduce((a, b) => (b.length > a.length ? b : a), ''))"""
+    )
+    assert overflowing == [], f"{len(overflowing)} code blocks scroll sideways, e.g. the line {overflowing[:1]}"
+
+
+@pytest.mark.parametrize("html", EXERCISE_PAGES, ids=lambda p: p.stem)
+def test_exercise_pages_do_not_show_the_colab_setup_cell(server, page, html):
+    """The student's notebook starts with a cell that fetches the course on Colab; the website's page does not show it."""
+    page.goto(url_of(server, html), wait_until="load")
+    code = "\n".join(page.locator("div.cell_input").all_inner_texts())
+    assert code, "the exercise page shows no code at all"
+    assert 'find_spec("course")' not in code and "git" not in code.split("\n")[0], "the Colab setup cell is on the page"
+
+
+def test_date_heatmaps_are_shown_near_their_drawn_size(server, page):
+    """Tick labels drawn at 10 points stay readable only if the browser does not shrink the figure much."""
+    page.goto(url_of(server, SITE / "chapters" / "ch02_bahdanau_attention.html"), wait_until="load")
+    image = page.locator("#fig-ch02-date-heatmaps img")
+    natural, shown = image.evaluate("img => [img.naturalWidth, img.getBoundingClientRect().width]")
+    assert shown / natural >= 0.75, f"drawn {natural} px wide, shown at {shown:.0f} px: the labels shrink to {shown / natural:.0%}"

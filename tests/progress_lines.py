@@ -1,0 +1,29 @@
+"""``progress(message)``: a session fixture that prints one line at once, past pytest's output capture.
+
+A fixture that grades every assignment, or a chapter that executes, takes minutes before its
+test reports; a silent terminal reads as a hang. Each line starts with the seconds since the
+test session started. tests/conftest.py makes the fixture available to every test.
+"""
+
+import time
+
+import pytest
+
+SESSION_START = time.monotonic()  # this module is imported when pytest loads tests/conftest.py
+
+
+@pytest.fixture(scope="session")
+def progress(pytestconfig):
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+    reporter = pytestconfig.pluginmanager.getplugin("terminalreporter")
+
+    def say(message: str) -> None:
+        line = f"[{time.monotonic() - SESSION_START:5.0f} s] {message}"
+        if reporter is None or capture is None:  # e.g. `-p no:terminal`
+            print(line, flush=True)
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.ensure_newline()
+            reporter.write_line(line)
+
+    return say
