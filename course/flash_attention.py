@@ -20,7 +20,10 @@ Masks follow ``course.attention``: boolean, True = may attend, broadcast against
 query whose keys are all masked gets a zero output.
 """
 
+import contextlib
 import math
+import os
+import sys
 
 import torch
 
@@ -82,7 +85,7 @@ def peak_memory_bytes(function, *args, **kwargs) -> int:
     """
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
+    with _quiet_c_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
         function(*args, **kwargs)
     records = sorted(
         (event.time_range.start, event.self_cpu_memory_usage)
@@ -94,3 +97,17 @@ def peak_memory_bytes(function, *args, **kwargs) -> int:
         held += change
         peak = max(peak, held)
     return peak
+
+
+@contextlib.contextmanager
+def _quiet_c_stderr():
+    """Silence the C-level standard error: the profiler's backend (Kineto) logs two lines per run there."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
