@@ -279,3 +279,39 @@ class forbidden_calls:
             setattr(owner, name, original)
         self.saved.clear()
         return False
+
+
+class largest_new_tensor:
+    """Within this block, watch every tensor operation torch runs and keep the largest new floating-point result.
+
+    ``with largest_new_tensor() as watch: f(x)`` then ``watch.numel`` (number of elements),
+    ``watch.shape`` and ``watch.operation`` describe it. Views (``transpose``, slicing, ``expand``, ...)
+    share their input's memory and are not counted. Used to check that an exercise never forms a
+    tensor as large as the one it must avoid (the full T x T score matrix of tiled attention).
+    """
+
+    def __init__(self):
+        self.numel, self.shape, self.operation = 0, None, None
+
+    def __enter__(self):
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        watch = self
+
+        class _Watch(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                result = func(*args, **(kwargs or {}))
+                if not func.is_view:
+                    results = result if isinstance(result, (tuple, list)) else (result,)
+                    for tensor in results:
+                        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and tensor.numel() > watch.numel:
+                            watch.numel, watch.shape, watch.operation = tensor.numel(), tuple(tensor.shape), str(func)
+                return result
+
+        self._mode = _Watch()
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._mode.__exit__(*exc_info)
+        return False

@@ -28,6 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from course.attention import causal_mask, scaled_dot_product_attention
+from course.rope import apply_rope
 
 
 @dataclass
@@ -40,6 +41,7 @@ class GPTConfig:
     dropout: float = 0.0
     bias: bool = False  # biases in Linear and LayerNorm; without them the model is a little faster
     attention: str = "sdpa"  # "sdpa": F.scaled_dot_product_attention; "manual": course.attention
+    position: str = "learned"  # "learned": a trained vector per position; "rope": rotary positions (chapter 9)
 
 
 class CausalSelfAttention(nn.Module):
@@ -48,17 +50,21 @@ class CausalSelfAttention(nn.Module):
         assert config.n_embd % config.n_head == 0, "n_embd must be a multiple of n_head"
         assert config.attention in ("sdpa", "manual"), f"unknown attention {config.attention!r}"
         self.n_head, self.attention, self.dropout = config.n_head, config.attention, config.dropout
+        self.rope = config.position == "rope"
+        self.window = config.block_size  # a query sees at most this many keys, itself included
         self.layer_index = layer_index  # which slot of a KVCache belongs to this layer
         self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # one fused matmul
         self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x, cache=None):
+    def forward(self, x, cache=None, positions=None):
         B, T, C = x.shape
         H = self.n_head
         q, k, v = self.qkv(x).split(C, dim=2)  # 3 x (B, T, C)
         q, k, v = (t.view(B, T, H, C // H).transpose(1, 2) for t in (q, k, v))  # 3 x (B, H, T, Dh)
+        if self.rope:  # rotate queries and keys by their positions (T,); cached keys were rotated when they came
+            q, k = apply_rope(q, positions), apply_rope(k, positions)
         if cache is not None:
             k, v = cache.append(self.layer_index, k, v)  # (B, H, P + T, Dh): the past, then the new tokens
         y = self.attend(q, k, v)  # (B, H, T, Dh)
@@ -70,16 +76,25 @@ class CausalSelfAttention(nn.Module):
         T, Tk = q.shape[-2], k.shape[-2]
         dropout_p = self.dropout if self.training else 0.0
         if self.attention == "sdpa":
-            if T == Tk:  # the usual case in training: one fused, memory-efficient kernel
+            if T == Tk and Tk <= self.window:  # the usual case in training: one fused, memory-efficient kernel
                 return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
             # is_causal aligns the mask top-left; with a cache the queries are the LAST T positions
-            mask = causal_mask(Tk, device=q.device)[Tk - T :]  # (T, Tk)
+            mask = self.visible(T, Tk, q.device)  # (T, Tk)
             return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
-        mask = causal_mask(Tk, device=q.device)[Tk - T :]  # (T, Tk): query i is position Tk - T + i
+        mask = self.visible(T, Tk, q.device)  # (T, Tk): query i is position Tk - T + i
         y, weights = scaled_dot_product_attention(q, k, v, mask)  # chapter 3, materialises (B, H, T, Tk)
         if dropout_p > 0:
             y = self.attn_dropout(weights) @ v
         return y
+
+    def visible(self, T, Tk, device):
+        """(T, Tk) causal mask of the last T of Tk positions; beyond ``window`` keys (rotary positions only,
+        where a sequence may be longer than block_size) each query sees just the last ``window``: a sliding window."""
+        mask = causal_mask(Tk, device=device)[Tk - T :]
+        if Tk > self.window:
+            key_positions = torch.arange(Tk, device=device)
+            mask = mask & (key_positions[None, :] > key_positions[Tk - T :, None] - self.window)
+        return mask
 
 
 class MLP(nn.Module):
@@ -103,8 +118,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x, cache=None):  # (B, T, C) -> (B, T, C)
-        x = x + self.attn(self.ln_1(x), cache)
+    def forward(self, x, cache=None, positions=None):  # (B, T, C) -> (B, T, C)
+        x = x + self.attn(self.ln_1(x), cache, positions)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -113,7 +128,9 @@ class GPT(nn.Module):
         super().__init__()
         self.config = config
         self.token_embedding = nn.Embedding(config.vocab_size, config.n_embd)
-        self.position_embedding = nn.Embedding(config.block_size, config.n_embd)
+        assert config.position in ("learned", "rope"), f"unknown position {config.position!r}"
+        # With rotary positions (chapter 9) the attention turns queries and keys instead: no table to learn.
+        self.position_embedding = nn.Embedding(config.block_size, config.n_embd) if config.position == "learned" else None
         self.dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
@@ -139,20 +156,27 @@ class GPT(nn.Module):
         """Parameters counted once (the tied matrix once); without position embeddings by default,
         since they cost no multiply-adds per token (the convention of the scaling-law papers)."""
         total = sum(p.numel() for p in self.parameters())
-        return total - self.position_embedding.weight.numel() if non_embedding else total
+        if non_embedding and self.position_embedding is not None:
+            return total - self.position_embedding.weight.numel()
+        return total
 
     def forward(self, idx, targets=None, cache=None):
         """idx (B, T) token ids -> logits (B, T, V), and the loss if targets (B, T) are given.
 
         With a ``cache``, idx holds only the new tokens: they sit at positions P .. P + T - 1.
+        With rotary positions a sequence may be longer than block_size: each token then attends to
+        the last block_size tokens only (a sliding window), and a ``SlidingKVCache`` can follow it.
         """
         B, T = idx.shape
         start = len(cache) if cache is not None else 0
-        assert start + T <= self.config.block_size, f"{start + T} tokens, but block_size is {self.config.block_size}"
         positions = torch.arange(start, start + T, device=idx.device)  # (T,)
-        x = self.dropout(self.token_embedding(idx) + self.position_embedding(positions))  # (B, T, C)
+        x = self.token_embedding(idx)  # (B, T, C)
+        if self.position_embedding is not None:
+            assert start + T <= self.config.block_size, f"{start + T} tokens, but block_size is {self.config.block_size}"
+            x = x + self.position_embedding(positions)
+        x = self.dropout(x)
         for block in self.blocks:
-            x = block(x, cache)
+            x = block(x, cache, positions)
         logits = self.lm_head(self.ln_f(x))  # (B, T, V)
         if targets is None:
             return logits, None
