@@ -11,11 +11,18 @@ Masks are boolean and broadcast against the scores (..., Tq, Tk): True means "th
 may look at this key", the same convention as ``torch.nn.functional.scaled_dot_product_attention``.
 A query whose every key is masked gets all-zero weights and a zero output: it looked at
 nothing, so it returns nothing (rather than NaN, or a uniform average of padding).
+
+Half precision (float16, bfloat16) is safe: the queries are scaled by 1/sqrt(d) *before* the
+product with the keys, so a score is never held at sqrt(d) times its final size (float16 ends at
+65504), and scores and softmax are computed in float32; weights and outputs come back in the
+input dtype.
 """
 
 import math
 
 import torch
+
+HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None, dim: int = -1) -> torch.Tensor:
@@ -23,7 +30,12 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None, dim: 
 
     Subtracting the row maximum before ``exp`` leaves the result unchanged
     (softmax(x) = softmax(x - c)) and keeps ``exp`` from overflowing for large scores.
+    Half-precision scores are exponentiated and summed in float32; the weights are returned in the
+    dtype of ``scores``.
     """
+    input_dtype = scores.dtype
+    if input_dtype in HALF_DTYPES:
+        scores = scores.float()  # 16-bit sums of many exponentials lose the small weights
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     row_max = scores.amax(dim=dim, keepdim=True)
@@ -31,7 +43,7 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None, dim: 
     row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
     exps = torch.exp(scores - row_max)
     total = exps.sum(dim=dim, keepdim=True)
-    return exps / torch.where(total > 0, total, torch.ones_like(total))
+    return (exps / torch.where(total > 0, total, torch.ones_like(total))).to(input_dtype)
 
 
 def scaled_dot_product_attention(
@@ -42,8 +54,14 @@ def scaled_dot_product_attention(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """softmax(Q K^T / sqrt(d)) V. Returns the outputs (..., Tq, dv) and the weights (..., Tq, Tk)."""
     d = queries.shape[-1]
-    scores = queries @ keys.transpose(-2, -1) / math.sqrt(d)  # (..., Tq, Tk)
-    weights = masked_softmax(scores, mask, dim=-1)
+    # Half precision: float16 ends at 65504, and near 1e4 it rounds to multiples of 8, so the scores
+    # are computed and normalised in float32 (as fused kernels do); the result returns in the input dtype.
+    work_dtype = torch.float32 if queries.dtype in HALF_DTYPES else queries.dtype
+    # Scale first: (q / sqrt(d)) . k is the same score as (q . k) / sqrt(d), but it never exists at
+    # sqrt(d) times its size (where a 16-bit product, e.g. under autocast, would overflow to inf).
+    scaled_queries = queries.to(work_dtype) / math.sqrt(d)
+    scores = scaled_queries @ keys.to(work_dtype).transpose(-2, -1)  # (..., Tq, Tk)
+    weights = masked_softmax(scores, mask, dim=-1).to(values.dtype)
     return weights @ values, weights
 
 

@@ -144,7 +144,8 @@ class DecoderInit(nn.Module):
 
     ``"zeros"``: s_0 = 0, the decoder learns everything from the context it is fed;
     ``"final"``: s_0 = the encoder's final state itself (needs H == C);
-    ``"learned"``: s_0 = tanh(W_init · final + b), as in Bahdanau et al. (2015).
+    ``"learned"``: s_0 = tanh(W_init · final + b); Bahdanau et al. (2015) project only the backward
+    encoder's state at the first position (half of ``final``) this way.
     """
 
     def __init__(self, mode: str, context_size: int, hidden_size: int):

@@ -96,6 +96,15 @@ class LearnedPositionalEmbedding(nn.Module):
         return x + self.table.weight[:T]
 
 
+def equivariance_gap(f, x: torch.Tensor, permutation: torch.Tensor) -> float:
+    """max |f(x permuted) - f(x) permuted| over every entry: rounding level for a permutation-equivariant f.
+
+    ``f`` maps (B, T, D) to (B, T, ...), with positions on axis 1; ``permutation`` is (T,).
+    """
+    permuted_input, permuted_output = x[:, permutation], f(x)[:, permutation]
+    return float((f(permuted_input) - permuted_output).abs().amax())
+
+
 # --------------------------------------------------------------------------------------------
 # Chapter 5: multi-head attention
 # --------------------------------------------------------------------------------------------

@@ -70,3 +70,35 @@ def test_attention_gradients_are_correct_in_float64():
     q, k, v = (torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True) for _ in range(3))
     mask = torch.tensor([True, True, False])
     assert torch.autograd.gradcheck(lambda q, k, v: scaled_dot_product_attention(q, k, v, mask)[0], (q, k, v))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("masked", [False, True])
+def test_half_precision_attention_matches_torch_where_q_dot_k_overflows_float16(dtype, masked):
+    # Scores (after dividing by sqrt(d)) near 1e4 at head width 64: q . k itself is near 8e4, past
+    # float16's largest value 65504. Dividing after the product gave inf, then NaN; bfloat16 kept
+    # the range but rounded the scores by units, which reshuffles a softmax this peaked.
+    generator = torch.Generator().manual_seed(0)
+    d = 64
+    q = (36 + torch.randn(2, 3, 5, d, generator=generator)).to(dtype)
+    k = (36 + torch.randn(2, 3, 7, d, generator=generator)).to(dtype)
+    v = torch.randn(2, 3, 7, d, generator=generator).to(dtype)
+    assert (q.double() @ k.double().transpose(-2, -1)).max() > torch.finfo(torch.float16).max
+    mask = (torch.rand(2, 3, 5, 7, generator=generator) > 0.3) | (torch.arange(7) == 0) if masked else None
+    outputs, weights = scaled_dot_product_attention(q, k, v, mask)
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    assert outputs.dtype == weights.dtype == dtype
+    assert torch.isfinite(expected).all() and torch.isfinite(outputs).all()
+    torch.testing.assert_close(outputs, expected, atol=0.05, rtol=0.02)
+    torch.testing.assert_close(weights.float().sum(-1), torch.ones(2, 3, 5), atol=1e-2, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_masked_softmax_returns_the_input_dtype_and_sums_to_one(dtype):
+    scores = (30 * torch.randn(4, 300)).to(dtype)
+    mask = torch.rand(4, 300) > 0.5
+    weights = masked_softmax(scores, mask)
+    assert weights.dtype == dtype and (weights[~mask] == 0).all()
+    expected = torch.softmax(scores.float().masked_fill(~mask, float("-inf")), dim=-1)
+    torch.testing.assert_close(weights.float(), expected, atol=1e-3, rtol=1e-2)
+    torch.testing.assert_close(weights.float().sum(-1), torch.ones(4), atol=1e-2, rtol=0)
