@@ -5,6 +5,9 @@
   its ISO form ``"1998-03-03"``, one character per token. Its alignment heatmaps are easy to read.
 * **Reversal** (:func:`reversal_pairs`): a random string of the letters a-j -> the same string backwards.
   Its length is chosen freely, so accuracy can be plotted against input length.
+* **Copying** (:func:`copy_pairs`): a long random string of the same letters -> the same string.
+  Output character t is input character t, an alignment fixed in absolute positions; reversal's,
+  n - 1 - t, depends on the length n.
 
 Conventions, fixed once so that no input is ambiguous:
 
@@ -136,6 +139,17 @@ def reversal_pairs(n: int, min_len: int, max_len: int, seed: int = 0) -> list[tu
     return pairs
 
 
+def copy_pairs(n: int, min_len: int, max_len: int, seed: int = 0) -> list[tuple[str, str]]:
+    """``n`` (random letters, the same letters) pairs, lengths uniform in [min_len, max_len]."""
+    rng = random.Random(seed)
+    pairs = []
+    for _ in range(n):
+        length = rng.randint(min_len, max_len)
+        text = "".join(rng.choice(REVERSAL_ALPHABET) for _ in range(length))
+        pairs.append((text, text))
+    return pairs
+
+
 # ----------------------------------------------------------------------------------------------
 # Splits and batches
 
@@ -208,3 +222,8 @@ def date_task(n: int = 20_000, seed: int = 0) -> Task:
 def reversal_task(n: int = 20_000, min_len: int = 4, max_len: int = 40, seed: int = 0) -> Task:
     """Reversal: ``n`` pairs with lengths uniform in [min_len, max_len], split 80/10/10."""
     return Task("reversal", split_pairs(reversal_pairs(n, min_len, max_len, seed), seed=seed), REVERSAL_VOCAB, REVERSAL_VOCAB)
+
+
+def copy_task(n: int = 20_000, min_len: int = 64, max_len: int = 96, seed: int = 0) -> Task:
+    """Copying long strings: ``n`` pairs with lengths uniform in [min_len, max_len], split 80/10/10."""
+    return Task("copy", split_pairs(copy_pairs(n, min_len, max_len, seed), seed=seed), REVERSAL_VOCAB, REVERSAL_VOCAB)

@@ -46,6 +46,19 @@ LENGTH_TASK = {
     "full": dict(n=60_000, min_len=3, max_len=48, seed=0),
 }[course.PROFILE]
 
+# Copying long strings (chapter 6): lengths uniform in [min_len, max_len], at least 64 characters.
+COPY_TASK = {
+    "book": dict(n=4_000, min_len=64, max_len=72, seed=0),
+    "full": dict(n=20_000, min_len=64, max_len=96, seed=0),
+}[course.PROFILE]
+
+# Its budget: the transformer trains for ``steps``; the RNN gets the same wall-clock time. Exact
+# match on the test set is measured after each number of steps in ``evaluate_at``.
+COPY_BUDGET = {
+    "book": dict(steps=400, batch_size=16, lr=3e-3, seed=0, evaluate_at=(100, 200, 300, 400)),
+    "full": dict(steps=3000, batch_size=32, lr=2e-3, seed=0, evaluate_at=(300, 1200, 3000)),
+}[course.PROFILE]
+
 # The date task: number of (written date, ISO date) pairs before the 80/10/10 split.
 DATE_TASK = {
     "book": dict(n=12_000, seed=0),
@@ -60,7 +73,8 @@ def sequence_loss(logits: torch.Tensor, tgt_out: torch.Tensor) -> torch.Tensor:
 
 def train_seq2seq(model, train_pairs, source_vocab: Vocabulary, target_vocab: Vocabulary, steps: int,
                   batch_size: int = 64, lr: float = 3e-3, seed: int = 0, clip_norm: float = 1.0,
-                  device=None, progress: bool = False) -> dict:
+                  device=None, progress: bool = False, evaluate=None, evaluate_at=(),
+                  max_seconds: float | None = None) -> dict:
     """Train ``model`` with teacher forcing, Adam and gradient clipping, for ``steps`` random batches.
 
     Args:
@@ -73,9 +87,16 @@ def train_seq2seq(model, train_pairs, source_vocab: Vocabulary, target_vocab: Vo
         clip_norm: gradients are rescaled to at most this norm (RNNs occasionally produce huge ones).
         device: where to train (default: where the model's parameters are).
         progress: show a tqdm progress bar (off by default, so the book stays quiet).
+        evaluate, evaluate_at: ``evaluate(model) -> float`` is called (in eval mode) after each
+            number of steps in ``evaluate_at``, and after the last step; its time is not counted
+            in ``seconds``.
+        max_seconds: stop after the first step that brings the training time (evaluations not
+            counted) to this many seconds, even if fewer than ``steps`` were taken: a wall-clock
+            budget, for comparing models at equal training time.
 
     Returns:
-        ``{"loss": [mean token cross-entropy at each step], "seconds": wall time of the training}``.
+        ``{"loss": [mean token cross-entropy at each step], "seconds": wall time of the training,
+        "steps": steps taken, "evaluations": {step: evaluate(model)}}``.
     """
     device = device or next(model.parameters()).device
     rng = random.Random(seed)
@@ -87,8 +108,9 @@ def train_seq2seq(model, train_pairs, source_vocab: Vocabulary, target_vocab: Vo
         from tqdm.auto import tqdm
 
         iterator = tqdm(iterator, leave=False)
+    evaluations, evaluation_seconds = {}, 0.0
     start = time.perf_counter()
-    for _ in iterator:
+    for step in iterator:
         batch = make_batch(rng.sample(train_pairs, batch_size), source_vocab, target_vocab).to(device)
         logits = model(batch.src, batch.src_lengths, batch.tgt_in)  # (B, T, V)
         loss = sequence_loss(logits, batch.tgt_out)
@@ -97,8 +119,18 @@ def train_seq2seq(model, train_pairs, source_vocab: Vocabulary, target_vocab: Vo
         torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
         optimizer.step()
         losses.append(loss.item())
+        out_of_time = max_seconds is not None and time.perf_counter() - start - evaluation_seconds >= max_seconds
+        if evaluate is not None and (step + 1 in evaluate_at or step + 1 == steps or out_of_time):
+            evaluation_start = time.perf_counter()
+            model.eval()
+            evaluations[step + 1] = evaluate(model)
+            model.train()
+            evaluation_seconds += time.perf_counter() - evaluation_start
+        if out_of_time:
+            break
     model.eval()
-    return {"loss": losses, "seconds": time.perf_counter() - start}
+    return {"loss": losses, "seconds": time.perf_counter() - start - evaluation_seconds, "steps": len(losses),
+            "evaluations": evaluations}
 
 
 def predict(model, sources: list[str], source_vocab: Vocabulary, target_vocab: Vocabulary, max_len: int,

@@ -169,6 +169,25 @@ def test_a_tiny_model_learns():
     assert set(accuracy) <= {2, 3, 4, 5} and all(0 <= a <= 1 for a in accuracy.values())
 
 
+def test_training_evaluates_at_the_requested_steps_and_stops_on_a_time_budget():
+    torch.manual_seed(8)
+    pairs = reversal_pairs(200, 2, 5, seed=0)
+    model = attention_model(len(REVERSAL_VOCAB), len(REVERSAL_VOCAB), embed_dim=8, hidden_size=16)
+    calls = []
+
+    def evaluate(m):
+        calls.append(m.training)
+        return float(len(calls))
+
+    history = train_seq2seq(model, pairs, REVERSAL_VOCAB, REVERSAL_VOCAB, steps=6, batch_size=8,
+                            evaluate=evaluate, evaluate_at=(2, 4))
+    assert history["steps"] == 6 and list(history["evaluations"]) == [2, 4, 6]
+    assert calls == [False, False, False], "evaluation must run in eval mode"
+    timed = train_seq2seq(model, pairs, REVERSAL_VOCAB, REVERSAL_VOCAB, steps=10_000, batch_size=8,
+                          evaluate=evaluate, evaluate_at=(), max_seconds=0.0)
+    assert timed["steps"] == 1 and list(timed["evaluations"]) == [1] and len(timed["loss"]) == 1
+
+
 def test_sequence_loss_ignores_padding():
     logits = torch.randn(2, 3, 5)
     targets = torch.tensor([[3, 4, EOS], [3, EOS, PAD]])

@@ -16,6 +16,8 @@ from course.seq2seq_data import (
     MONTHS,
     PAD,
     REVERSAL_VOCAB,
+    copy_pairs,
+    copy_task,
     date_pairs,
     date_task,
     make_batch,
@@ -96,7 +98,19 @@ def test_reversal_pairs_have_the_requested_lengths():
     assert all(target == source[::-1] for source, target in pairs)
 
 
-@pytest.mark.parametrize("task", [date_task(4000, seed=3), reversal_task(4000, 3, 12, seed=3)], ids=["dates", "reversal"])
+def test_copy_pairs_are_long_exact_copies():
+    pairs = copy_pairs(2000, 64, 70, seed=0)
+    assert {len(source) for source, _ in pairs} == set(range(64, 71))
+    assert all(target == source for source, target in pairs)
+    assert copy_pairs(50, 64, 70, seed=1) == copy_pairs(50, 64, 70, seed=1) != copy_pairs(50, 64, 70, seed=2)
+    batch = make_batch(pairs[:4], REVERSAL_VOCAB, REVERSAL_VOCAB)
+    assert torch.equal(batch.src, batch.tgt_out[:, :-1].masked_fill(batch.tgt_out[:, :-1] == EOS, PAD))
+
+
+@pytest.mark.parametrize(
+    "task", [date_task(4000, seed=3), reversal_task(4000, 3, 12, seed=3), copy_task(4000, 64, 70, seed=3)],
+    ids=["dates", "reversal", "copy"],
+)
 def test_splits_do_not_overlap_and_cover_everything(task):
     splits = task.splits
     assert sum(len(pairs) for pairs in splits.values()) == 4000
