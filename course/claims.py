@@ -53,7 +53,8 @@ class Claims:
         """Record the claim ``value <relation> limit`` and raise ``ClaimDoesNotHold`` if it is false.
 
         ``statement`` is the sentence (or the gist of it) that the claim backs. With ``glue`` the
-        value is glued under ``name`` for the chapter's text. Returns ``value``.
+        value is glued under ``name`` for the chapter's text. Returns nothing, so that a check on
+        the last line of a cell adds no output (a figure cell must have one output, the figure).
         """
         if relation not in RELATIONS:
             raise ValueError(f"relation must be one of {sorted(RELATIONS)}, not {relation!r}")
@@ -81,7 +82,6 @@ class Claims:
                 f"claim {self.chapter}.{name} does not hold: measured {number:.4g}, must be {relation} {limit:g}.\n"
                 f"The sentence it backs: {statement}"
             )
-        return value
 
     def _write(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
