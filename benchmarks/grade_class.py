@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from course.assignments import REPO, assignment_names, nbgrader_command, nbgrader_notebook, write_nbgrader_source
+from grading.assignments import REPO, assignment_names, nbgrader_command, nbgrader_notebook, write_nbgrader_source
 
 KINDS = ("solution", "stub", "partial")
 
@@ -46,7 +46,7 @@ def grade_class(assignment: str, students: int, workdir: Path, kinds=("solution"
     course = workdir / assignment
     course.mkdir()
     (course / "nbgrader_config.py").write_text(
-        "from course.grading import configure_grading\nc = get_config()\n"
+        "from grading.config import configure_grading\nc = get_config()\n"
         "c.CourseDirectory.course_id = 'benchmark'\nconfigure_grading(c)\n"
     )
     source = write_nbgrader_source(assignment, course / "source")

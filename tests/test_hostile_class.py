@@ -14,8 +14,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course.assignments import REPO, nbgrader_command, nbgrader_notebook, write_nbgrader_source
-from course.grading import INTEGRITY_MARKER
+from grading.assignments import REPO, nbgrader_command, nbgrader_notebook, write_nbgrader_source
+from grading.config import INTEGRITY_MARKER
 
 ASSIGNMENT = "ch03_attention"
 POINTS = {"masked_softmax": 4, "masks": 3, "scaled_dot_product_attention": 5}  # by answer cell
@@ -115,7 +115,7 @@ def graded_class(tmp_path_factory):
     course = tmp_path_factory.mktemp("hostile") / "course"
     course.mkdir()
     (course / "nbgrader_config.py").write_text(
-        "from course.grading import configure_grading\n"
+        "from grading.config import configure_grading\n"
         "c = get_config()\n"
         "c.CourseDirectory.course_id = 'hostile-class'\n"
         "configure_grading(c)\n"

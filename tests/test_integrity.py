@@ -11,9 +11,9 @@ import sys
 import nbformat
 import pytest
 
-from course.assignments import REPO, assignment_names, nbgrader_notebook
-from course.grading import HideHiddenTests, LimitOutputSize, MAX_OUTPUT_CHARS, apply_kernel_limits, neutralised_source
-from course.integrity import check_answer, defined_functions, forbidden_by_tests, imports_at_top_level, names_bound_at_top_level
+from grading.assignments import REPO, assignment_names, nbgrader_notebook
+from grading.config import HideHiddenTests, LimitOutputSize, MAX_OUTPUT_CHARS, apply_kernel_limits, neutralised_source
+from grading.integrity import check_answer, defined_functions, forbidden_by_tests, imports_at_top_level, names_bound_at_top_level
 
 PROTECTED = {"torch", "F", "math", "check_close", "check_shape", "forbidden_calls", "reference_attention"}
 
@@ -157,7 +157,7 @@ def test_kernel_limits_are_applied():
 
 
 def test_a_dying_kernel_fails_the_remaining_cells_not_the_grader():
-    from course.grading import GuardedExecute
+    from grading.config import GuardedExecute
 
     notebook = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell("x = 1"),

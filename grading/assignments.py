@@ -15,7 +15,7 @@ The cell header says what a cell is::
     # %% tests="masked_softmax_visible" points=2 an autograded test cell
     (no marker)                                  read-only: instructions, imports, demos
 
-Run ``python -m course.assignments release`` after editing anything in ``solutions/``;
+Run ``python -m grading release`` after editing anything in ``solutions/``;
 tests/test_assignments.py fails while ``exercises/`` is out of date.
 """
 
@@ -33,6 +33,7 @@ from course.notebooks import SETUP_CELL_ID, repository_url, setup_cell_source
 REPO = Path(__file__).resolve().parent.parent
 SOLUTIONS = REPO / "solutions"
 NBGRADER_SCHEMA_VERSION = 3
+SETUP_GRADE_ID = "colab_setup"  # the read-only cell that fetches the course on Colab; not run at grading
 
 # nbgrader's folders inside the repository (nbgrader_config.py reads them from here).
 # The source notebooks are generated, so they live in the build folder; the student versions
@@ -86,7 +87,7 @@ def nbgrader_notebook(source: Path) -> nbformat.NotebookNode:
             cell.metadata["nbgrader"]["locked"] = True  # the instructions are not the student's to edit
         cell.id = metadata["grade_id"].replace("_", "-")
     setup = nbformat.v4.new_code_cell(setup_cell_source(repository_url(), for_chapter=False), id=SETUP_CELL_ID)
-    setup.metadata = {"nbgrader": {"grade": False, "grade_id": "colab_setup", "locked": True, "solution": False,
+    setup.metadata = {"nbgrader": {"grade": False, "grade_id": SETUP_GRADE_ID, "locked": True, "solution": False,
                                    "schema_version": NBGRADER_SCHEMA_VERSION}}
     title_cells = 1 if notebook.cells and notebook.cells[0].cell_type == "markdown" else 0
     notebook.cells.insert(title_cells, setup)  # after the title and instructions, before any code
