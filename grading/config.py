@@ -21,6 +21,7 @@ own preprocessors, grading adds (guide/instructors.md explains each):
    hidden tests' code nor their tracebacks, nor the grader's absolute paths.
 """
 
+import json
 import re
 import sys
 import warnings
@@ -58,6 +59,7 @@ MAX_CELL_CHARS = 100_000  # per cell of source: the longest reference answer is 
 MAX_CELLS = 400  # per notebook: the longest assignment has under 40
 
 TOO_LARGE_MARKER = "# GRADER: this cell was not run."
+REVIEW_NOTES = "grading_review"  # notebook metadata key, between nbgrader's two conversions
 TIMEOUT_ENAME = "CellTimeoutError"
 DEAD_KERNEL_ENAME = "KernelDied"
 
@@ -77,7 +79,7 @@ def configure_grading(c) -> None:
         IntegrityHints, CheckCellMetadata,
     ]
     c.Autograde.autograde_preprocessors = [
-        GuardedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, LimitOutputSize, HideGraderPaths,
+        CarryReviewNotes, GuardedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, LimitOutputSize, HideGraderPaths,
         SaveAutoGrades, FlagForReview, AssignLatePenalties, CheckCellMetadata,
     ]
     c.GenerateFeedback.preprocessors = [HideHiddenTests, HideGraderPaths, GetGrades, CSSHTMLHeaderPreprocessor]
@@ -202,9 +204,26 @@ class IntegrityHints(NbGraderPreprocessor):
             forbidden_here = set().union(*(forbidden_for.get(name, set()) for name in defined))
             findings = integrity.check_answer(cell.source, protected, forbidden_here, imports, answers)
             if findings:
-                where = _nbgrader(cell).get("grade_id") or None  # None: a cell the student added
-                hints.setdefault(where, []).extend(findings)
+                where = _nbgrader(cell).get("grade_id") or ""  # "": a cell the student added
+                hints.setdefault(where, []).extend(map(str, findings))
+        # nbgrader runs the sanitising and the grading preprocessors as two conversions with fresh
+        # resources: the notes travel in the notebook's metadata (CarryReviewNotes takes them out).
+        nb.metadata[REVIEW_NOTES] = {"hints": hints, "whole": resources.get("grading_review", [])}
         return nb, resources
+
+
+class CarryReviewNotes(NbGraderPreprocessor):
+    """First of the grading conversion: the notes of the sanitising one, from the notebook's metadata into resources."""
+
+    def preprocess(self, nb, resources):
+        notes = nb.metadata.pop(REVIEW_NOTES, {})
+        resources["integrity_hints"] = dict(notes.get("hints", {}))
+        resources["grading_review"] = list(notes.get("whole", []))
+        return nb, resources
+
+
+def _at_most(reasons: list[str], count: int = 5) -> list[str]:
+    return reasons[:count] + ([f"({len(reasons) - count} more)"] if len(reasons) > count else [])
 
 
 class FlagForReview(NbGraderPreprocessor):
@@ -220,14 +239,14 @@ class FlagForReview(NbGraderPreprocessor):
         info = resources["nbgrader"]
         hints = resources.get("integrity_hints", {})
         whole = list(resources.get("grading_review", []))
-        whole += [f"added cell, {finding}" for finding in hints.get(None, [])]
+        whole += _at_most([f"added cell, {finding}" for finding in hints.get("", [])])
         for cell in nb.cells:
             for output in cell.get("outputs", []):
                 if output.get("output_type") != "error":
                     continue
                 if output.get("ename") == TIMEOUT_ENAME:
                     whole.append(f"cell {_nbgrader(cell).get('grade_id', '(added)')} hit the time limit")
-                elif output.get("ename") == DEAD_KERNEL_ENAME:
+                elif output.get("ename") == DEAD_KERNEL_ENAME and not any(reason.startswith("the kernel died") for reason in whole):
                     whole.append(f"the kernel died at cell {_nbgrader(cell).get('grade_id', '(added)')}")
                 elif FORBIDDEN_MARKER in str(output.get("evalue", "")):
                     whole.append(f"a forbidden built-in ran in {_nbgrader(cell).get('grade_id', '(added)')}: {output.evalue[:200]}")
@@ -240,7 +259,7 @@ class FlagForReview(NbGraderPreprocessor):
                 current = meta["grade_id"]
                 first_answer = first_answer or current
                 if hints.get(current):
-                    comments[current] = "Review hint: " + "; ".join(map(str, hints[current]))
+                    comments[current] = "Review hint: " + "; ".join(_at_most(hints[current]))
             elif meta.get("grade") and (whole or (current and hints.get(current))):
                 flagged_tests.add(meta["grade_id"])
         if whole and first_answer:
@@ -254,6 +273,7 @@ class FlagForReview(NbGraderPreprocessor):
                 grade = gradebook.find_grade(grade_id, info["notebook"], info["assignment"], info["student"])
                 grade.needs_manual_grade = True
             for grade_id, text in comments.items():
+                text = hide_paths(text)
                 try:
                     comment = gradebook.find_comment(grade_id, info["notebook"], info["assignment"], info["student"])
                 except MissingEntry:
@@ -359,6 +379,23 @@ class HideHiddenTests(NbGraderPreprocessor):
             if output.output_type == "error":
                 output.traceback = [f"{output.ename}: {output.evalue}"]
         return cell, resources
+
+    def preprocess(self, nb, resources):
+        """Also drop any output that quotes a hidden test (``print(In)``, a traceback, an inspect call)."""
+        hidden = set()
+        for cell in nb.cells:
+            if cell.cell_type == "code" and self.begin in cell.source:
+                inside = cell.source.split(self.begin, 1)[1].split(self.end, 1)[0]
+                hidden |= {line.strip() for line in inside.splitlines() if len(line.strip()) >= 12 and not line.strip().startswith("#")}
+        nb, resources = super().preprocess(nb, resources)
+        if hidden:
+            for cell in nb.cells:
+                for output in cell.get("outputs", []):
+                    text = json.dumps(output)
+                    if any(json.dumps(line)[1:-1] in text for line in hidden):
+                        output.clear()
+                        output.update(output_type="stream", name="stdout", text="(output not shown: it quotes the hidden tests)\n")
+        return nb, resources
 
 
 class HideGraderPaths(NbGraderPreprocessor):

@@ -18,8 +18,8 @@ It is a static check, not a sandbox: it closes the easy doors (and all the ones 
 name); the kernel's resource limits and the grader's output limits (course/grading.py) bound
 the rest. The rules:
 
-* imports: only the modules an answer needs (``ALLOWED_MODULES``); never ``course`` beyond
-  ``course.checks``, never ``solutions``;
+* imports: only the modules an answer needs (``ALLOWED_MODULES``); never ``solutions`` or
+  ``grading``, and from ``course`` never a reference of what the assignment asks for;
 * calls that escape static reading or reach outside the notebook: ``open``, ``exec``,
   ``eval``, ``__import__``, ``setattr``, ``globals``, ``getattr`` with a computed name, ...;
 * attributes that lead to files, processes, the interpreter or the caller's frames
@@ -342,6 +342,8 @@ class _IntegrityVisitor(ast.NodeVisitor):
 
     def _function(self, node):
         self._check_binding(node, node.name)
+        if node.name in ("__torch_function__", "__torch_dispatch__"):
+            self.flag(node, f"defines {node.name}, which changes what torch's functions (and the checks) compute")
         for decorator in node.decorator_list:
             self.visit(decorator)
         self.function_depth += 1

@@ -10,7 +10,8 @@ kernel under ``bwrap`` (Debian package ``bubblewrap``). What the kernel sees:
   never importable, since the working directory comes first on ``sys.path``);
 * no course folder (gradebook, submissions, other students), no repository (``solutions/``,
   ``_build/``, ``_grading/``, ``grading/``) except the read-only ``course/`` package and
-  ``data/`` that the exercises import, no home folders, an empty read-only ``/tmp``;
+  ``data/`` that the exercises import, no home folders, no ``/var``, ``/opt``, an empty
+  read-only ``/tmp``, and none of the files under ``/etc`` that not everyone may read;
 * no network (its own network namespace; the kernel talks to the grader over Unix sockets
   in the scratch folder, Jupyter's ``ipc`` transport), its own PID, IPC and UTS namespaces:
   it cannot see or signal the grader, and everything it starts dies with it;
@@ -27,6 +28,7 @@ import asyncio
 import os
 import random
 import resource
+import signal
 import shutil
 import sys
 import tempfile
@@ -68,13 +70,29 @@ def bwrap_path() -> str:
 
 def hidden_paths(course_root: Path, extra=()) -> list[Path]:
     """Folders the kernel must not see: replaced by empty read-only folders in the sandbox."""
-    candidates = [Path("/tmp"), Path("/var/tmp"), Path("/home"), Path("/root"), Path("/mnt"), Path("/media"), Path("/srv"),
-                  REPO.parent, REPO, course_root.resolve(), *extra]
+    candidates = [Path("/tmp"), Path("/var"), Path("/home"), Path("/root"), Path("/mnt"), Path("/media"), Path("/srv"),
+                  Path("/boot"), Path("/opt"), REPO.parent, REPO, course_root.resolve(), *extra]
     paths = []
     for path in candidates:
         if path.exists() and path != Path("/") and path not in paths:
             paths.append(path)
     return sorted(paths, key=lambda p: len(p.parts))  # a parent before what lies inside it
+
+
+def private_system_files() -> list[Path]:
+    """Files under /etc that not everyone may read (/etc/shadow, host keys): the kernel's user maps to
+    the grader's, so it could read what the grader's user owns; they are replaced by empty files."""
+    private = []
+    for root, folders, files in os.walk("/etc"):
+        for name in files + folders:
+            path = Path(root) / name
+            try:
+                if not path.is_symlink() and not path.stat().st_mode & 0o004:
+                    private.append(path)
+            except OSError:
+                continue
+        folders[:] = [f for f in folders if (Path(root) / f) not in private]
+    return private
 
 
 def exposed_paths() -> list[Path]:
@@ -91,6 +109,8 @@ def bwrap_command(kernel_cmd: list[str], scratch: Path, course_root: Path, extra
     for path in exposed_paths():
         if any(path == h or h in path.parents for h in hidden):
             command += ["--ro-bind", str(path), str(path)]
+    for path in private_system_files():
+        command += ["--tmpfs", str(path)] if path.is_dir() else ["--ro-bind", "/dev/null", str(path)]
     command += ["--bind", str(scratch), str(scratch)]
     for path in hidden:
         command += ["--remount-ro", str(path)]
@@ -136,6 +156,9 @@ def limit_kernel(cgroup: Path | None):
     """Popen's preexec_fn: join the kernel's control group, apply KERNEL_LIMITS."""
 
     def apply() -> None:
+        # Jupyter interrupts a kernel with SIGINT to its process group, bwrap included: bwrap must
+        # survive it (the kernel installs its own handler while it runs a cell).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if cgroup is not None:
             (cgroup / "cgroup.procs").write_text(str(os.getpid()))
         for name, soft in KERNEL_LIMITS.items():

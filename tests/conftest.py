@@ -22,3 +22,22 @@ def pytest_terminal_summary(terminalreporter):
     if GRADES_REPORT.exists():
         terminalreporter.section("grades observed through nbgrader (assignment, student, score, max)")
         terminalreporter.write(GRADES_REPORT.read_text())
+
+
+@pytest.fixture(scope="session")
+def progress():
+    """``with progress("autograde ch03"): ...`` prints a line when the step took more than 15 s,
+    so a long grading test shows where its time goes (even with pytest's output captured)."""
+    import contextlib
+    import sys
+    import time
+
+    @contextlib.contextmanager
+    def step(label: str, threshold_s: float = 15.0):
+        start = time.perf_counter()
+        yield
+        elapsed = time.perf_counter() - start
+        if elapsed > threshold_s:
+            print(f"\n[progress] {label}: {elapsed:.0f} s", file=sys.__stderr__, flush=True)
+
+    return step
