@@ -22,11 +22,13 @@ own preprocessors, grading adds (guide/instructors.md explains each):
 """
 
 import json
+import os
 import re
+import signal
 import sys
 import warnings
 
-from nbclient.exceptions import DeadKernelError
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import (
@@ -61,6 +63,8 @@ MAX_CELLS = 400  # per notebook: the longest assignment has under 40
 TOO_LARGE_MARKER = "# GRADER: this cell was not run."
 REVIEW_NOTES = "grading_review"  # notebook metadata key, between nbgrader's two conversions
 TIMEOUT_ENAME = "CellTimeoutError"
+# nbgrader's timeout error has an empty message, which is all the feedback of a hidden test shows
+TIMEOUT_MESSAGE = "the cell did not finish within the grader's time limit per cell (an endless loop?)"
 DEAD_KERNEL_ENAME = "KernelDied"
 
 
@@ -70,8 +74,7 @@ def configure_grading(c) -> None:
     c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
     c.Execute.timeout = CELL_TIMEOUT_S
     # nbgrader's timeout error has an empty message, which is all the feedback of a hidden test shows
-    timeout_message = "the cell did not finish within the grader's time limit per cell (an endless loop?)"
-    c.Execute.error_on_timeout = {"ename": TIMEOUT_ENAME, "evalue": timeout_message, "traceback": [f"{TIMEOUT_ENAME}: {timeout_message}"]}
+    c.Execute.error_on_timeout = {"ename": TIMEOUT_ENAME, "evalue": TIMEOUT_MESSAGE, "traceback": [f"{TIMEOUT_ENAME}: {TIMEOUT_MESSAGE}"]}
     c.LimitOutput.max_lines = MAX_OUTPUT_LINES
     c.LimitOutput.max_traceback = 60
     c.Autograde.sanitize_preprocessors = [
@@ -310,10 +313,26 @@ class GuardedExecute(Execute):
         except DeadKernelError:
             self._kernel_died = True
             return self._fail(cell, "the kernel died while running this cell (it exited, or ran out of memory or CPU time)"), resources
+        except CellTimeoutError:
+            # The interrupt did not stop the cell (it caught KeyboardInterrupt): stop the kernel, grade the rest as dead.
+            self._kill_kernel()
+            self._kernel_died = True
+            cell.outputs.append(NotebookNode(output_type="error", ename=TIMEOUT_ENAME, evalue=TIMEOUT_MESSAGE,
+                                             traceback=[f"{TIMEOUT_ENAME}: {TIMEOUT_MESSAGE}"]))
+            return self._fail(cell, "the cell ignored the interrupt at the time limit, so the kernel was stopped"), resources
+
+    def _kill_kernel(self) -> None:
+        provisioner = getattr(self.km, "provisioner", None)
+        pgid = getattr(provisioner, "pgid", None)
+        if pgid:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except OSError:
+                pass
 
     def _fail(self, cell, reason: str):
         if cell.cell_type == "code":
-            cell.outputs.append(NotebookNode(output_type="error", ename="KernelDied", evalue=reason, traceback=[f"KernelDied: {reason}"]))
+            cell.outputs.append(NotebookNode(output_type="error", ename=DEAD_KERNEL_ENAME, evalue=reason, traceback=[f"{DEAD_KERNEL_ENAME}: {reason}"]))
         return cell
 
     def output(self, outs, msg, display_id, cell_index):
