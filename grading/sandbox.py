@@ -25,6 +25,7 @@ per-cell timeout).
 """
 
 import asyncio
+import atexit
 import os
 import random
 import resource
@@ -52,6 +53,23 @@ KERNEL_LIMITS = {
 MAX_PROCESSES = 256
 SANDBOX_UID = 65534  # the kernel's user inside its user namespace ("nobody"), with no capabilities
 KEPT_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "COURSE_PROFILE", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+# Scratch folders and control groups of this grader's kernels not yet removed: a kernel that
+# died or was killed may skip the kernel manager's cleanup, so what is left goes at exit.
+_LEFTOVERS: set[Path] = set()
+
+
+@atexit.register
+def _remove_leftovers() -> None:
+    for path in sorted(_LEFTOVERS, key=lambda p: str(p).startswith("/sys")):
+        if str(path).startswith("/sys"):
+            try:
+                path.rmdir()
+            except OSError:
+                pass
+        else:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 class SandboxUnavailable(RuntimeError):
@@ -186,6 +204,7 @@ class SandboxedKernelManager(AsyncKernelManager):
             return await super()._async_pre_start_kernel(**kw)
         bwrap_path()  # fail early, with the reason, where bubblewrap is missing
         self._scratch = Path(tempfile.mkdtemp(prefix="grading-kernel-"))
+        _LEFTOVERS.add(self._scratch)
         self.transport = "ipc"
         self.connection_file = str(self._scratch / "kernel.json")
         self.ip = str(self._scratch / "kernel")
@@ -195,6 +214,8 @@ class SandboxedKernelManager(AsyncKernelManager):
         if not self.sandbox:
             return await super()._async_launch_kernel(kernel_cmd, **kw)
         self._cgroup = pids_cgroup()
+        if self._cgroup is not None:
+            _LEFTOVERS.add(self._cgroup)
         if self._cgroup is None:
             self.log.warning("no pids control group available: the kernel's number of processes is not limited")
         course_root = Path(self.course_root or os.getcwd())
@@ -208,11 +229,13 @@ class SandboxedKernelManager(AsyncKernelManager):
         await super()._async_cleanup_resources(restart=restart)
         if self._scratch is not None and not restart:
             shutil.rmtree(self._scratch, ignore_errors=True)
+            _LEFTOVERS.discard(self._scratch)
             self._scratch = None
         if self._cgroup is not None and not restart:
             for _ in range(50):  # the kernel's processes are gone a moment after it is killed
                 try:
                     self._cgroup.rmdir()
+                    _LEFTOVERS.discard(self._cgroup)
                     break
                 except OSError:
                     await asyncio.sleep(0.1)
