@@ -74,7 +74,7 @@ _build/site-assets.stamp: $(shell find _static _extra _ext -type f -not -path '*
 	mkdir -p _build && touch $@
 
 release: setup
-	$(BIN)/python -m course.assignments release
+	$(BIN)/python -m grading release
 	$(BIN)/python -m course.notebooks
 
 clean:

@@ -1,7 +1,7 @@
 """nbgrader's configuration for this course (read by every `nbgrader` command run at the repository root)."""
 
-from course.assignments import NBGRADER_FOLDERS
-from course.grading import configure_grading
+from grading.assignments import NBGRADER_FOLDERS
+from grading.config import configure_grading
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 

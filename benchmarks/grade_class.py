@@ -1,17 +1,23 @@
-"""Time the grading of a simulated class: N students x every assignment, with the course's settings.
+"""Time the grading of a simulated class: N students x every assignment, with the course's settings and sandbox.
 
 For each assignment, a temporary nbgrader course is released and N students submit the
 reference solution (every test runs to the end, so each submission costs what the notebook
 costs; `--mix` makes a third of them stubs and a third partial instead); one
 `nbgrader autograde` grades them all. The overhead per submission is the autograde time per
 submission minus the time to execute the reference notebook alone in a fresh kernel (the
-notebook's own compute, kernel start and imports included).
+notebook's own compute, kernel start and imports included, in a plain kernel). The class is
+graded with the instructor's command, ``python -m grading class`` (nbgrader autograde in the
+bubblewrap sandbox); ``--no-sandbox`` grades with plain kernels, to measure what the sandbox costs.
 
     .venv/bin/python benchmarks/grade_class.py --students 30
     .venv/bin/python benchmarks/grade_class.py --students 6 ch03_attention
+    .venv/bin/python benchmarks/grade_class.py --students 6 --no-sandbox ch03_attention
 """
 
 import argparse
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,7 +25,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from course.assignments import REPO, assignment_names, nbgrader_command, nbgrader_notebook, write_nbgrader_source
+from grading.assignments import REPO, assignment_names, nbgrader_command, nbgrader_notebook, write_nbgrader_source
 
 KINDS = ("solution", "stub", "partial")
 
@@ -42,12 +48,13 @@ def plain_execution_s(notebook_path: Path) -> float:
     return time.perf_counter() - start
 
 
-def grade_class(assignment: str, students: int, workdir: Path, kinds=("solution",)) -> dict:
-    course = workdir / assignment
+def grade_class(assignment: str, students: int, workdir: Path, kinds=("solution",), sandbox: bool = True) -> dict:
+    course = workdir / f"{assignment}-{'sandbox' if sandbox else 'plain'}"
     course.mkdir()
     (course / "nbgrader_config.py").write_text(
-        "from course.grading import configure_grading\nc = get_config()\n"
+        "from grading.config import configure_grading\nc = get_config()\n"
         "c.CourseDirectory.course_id = 'benchmark'\nconfigure_grading(c)\n"
+        + ("" if sandbox else "c.SandboxedKernelManager.sandbox = False\n")
     )
     source = write_nbgrader_source(assignment, course / "source")
     nbgrader_command("generate_assignment", assignment, cwd=course)
@@ -61,14 +68,17 @@ def grade_class(assignment: str, students: int, workdir: Path, kinds=("solution"
 
     own_compute = plain_execution_s(source)
     start = time.perf_counter()
-    nbgrader_command("autograde", assignment, cwd=course)
+    graded = subprocess.run([sys.executable, "-m", "grading", "class", assignment], cwd=course, capture_output=True, text=True,
+                            env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"})
     autograde = time.perf_counter() - start
+    if graded.returncode != 0:
+        raise RuntimeError(f"grading failed:\n{graded.stdout}\n{graded.stderr[-3000:]}")
     start = time.perf_counter()
     nbgrader_command("generate_feedback", assignment, cwd=course)
     feedback = time.perf_counter() - start
     per_submission = autograde / students
     return {
-        "assignment": assignment, "students": students, "own compute s": own_compute,
+        "assignment": assignment, "sandbox": "yes" if sandbox else "no", "students": students, "own compute s": own_compute,
         "autograde s": autograde, "per submission s": per_submission,
         "overhead s": per_submission - own_compute, "feedback s": feedback,
     }
@@ -86,13 +96,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--students", type=int, default=30)
     parser.add_argument("--mix", action="store_true", help="solutions, stubs and partial answers in turn")
+    parser.add_argument("--no-sandbox", action="store_true", help="plain kernels, to measure what the sandbox costs")
+    parser.add_argument("--both", action="store_true", help="each assignment without, then with the sandbox, in one run")
     parser.add_argument("assignments", nargs="*", help="default: every assignment in solutions/")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
+        modes = (False, True) if args.both else (not args.no_sandbox,)
         for assignment in args.assignments or assignment_names():
-            rows.append(grade_class(assignment, args.students, Path(workdir), KINDS if args.mix else ("solution",)))
-            print(", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in rows[-1].items()), flush=True)
+            for sandbox in modes:
+                rows.append(grade_class(assignment, args.students, Path(workdir), KINDS if args.mix else ("solution",), sandbox))
+                print(", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in rows[-1].items()), flush=True)
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} (1 min), on {os.cpu_count()} cores")
     total = sum(row["autograde s"] + row["feedback s"] for row in rows)
     submissions = sum(row["students"] for row in rows)
     print_table(rows)

@@ -252,29 +252,98 @@ def check_close(actual, expected: torch.Tensor, name: str = "output", atol: floa
         raise AssertionError(_with_hint(f"{message}\nLikely cause: {cause}" if cause else message, hint))
 
 
+FORBIDDEN_MARKER = "this exercise may not call"
+
+# Operations that do the work of a forbidden function under other names: what actually ran when
+# a module or a fused kernel was used (seen by the modes in ``forbidden_calls``).
+_ALSO_FORBIDDEN = {
+    "MultiheadAttention": {"multi_head_attention_forward", "native_multi_head_attention"},
+    "TransformerEncoderLayer": {"transformer_encoder_layer_fwd"},
+    "TransformerEncoder": {"transformer_encoder_layer_fwd"},
+    "CrossEntropyLoss": {"cross_entropy", "nll_loss"},
+    "NLLLoss": {"nll_loss"},
+    "cross_entropy": {"nll_loss"},
+    "RNNCell.forward": {"rnn_tanh_cell", "rnn_relu_cell"},
+}
+
+
+def _forbidden_operation(name: str, forbidden: set[str]) -> str | None:
+    """The forbidden name that ``name`` (a torch function or an aten operation) is, or None.
+
+    Leading underscores do not hide a name (``torch._softmax``, ``aten._softmax``), nor do the
+    suffixes of its variants (``aten.nll_loss_forward``, ``aten._scaled_dot_product_flash_attention_for_cpu``).
+    """
+    bare = name.lstrip("_")
+    for candidate in forbidden:
+        if bare == candidate or bare.startswith(candidate + "_"):
+            return candidate
+    return None
+
+
+def _watching_modes(forbidden: set[str]):
+    """A torch function mode and a dispatch mode that raise when a forbidden operation runs,
+    whatever Python name reached it (``torch.softmax``, ``Tensor.softmax``, ``nn.Softmax``,
+    ``torch._softmax``, a reference captured before the test started)."""
+    from torch.overrides import TorchFunctionMode
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    def refuse(kind: str, name: str) -> None:
+        matched = _forbidden_operation(name, forbidden)
+        if matched is not None:
+            raise AssertionError(f"{FORBIDDEN_MARKER} {matched} (the {kind} {name} ran); write it with basic tensor operations")
+
+    class WatchFunctions(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            refuse("function", getattr(func, "__name__", str(func)))
+            return func(*args, **(kwargs or {}))
+
+    class WatchOperations(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            refuse("operation", f"aten.{func.overloadpacket.__name__}")
+            return func(*args, **(kwargs or {}))
+
+    return WatchFunctions(), WatchOperations()
+
+
 class forbidden_calls:
-    """Within this block, calling one of the given functions raises an AssertionError naming it.
+    """Within this block, running one of the given functions raises an AssertionError naming it.
 
     Used by hidden tests to check that an exercise does not hand its work to the built-in it
     asks the student to write, e.g. ``forbidden_calls((torch, "softmax"), (torch.Tensor, "softmax"))``.
+    Two guards: the named attributes are replaced by functions that refuse, and what actually
+    runs is watched (a torch function mode and a dispatch mode), so another spelling of the same
+    built-in (``torch._softmax``, ``nn.Softmax(dim)(x)``, ``operator.attrgetter``) is refused too.
     """
 
     def __init__(self, *targets):
         self.targets = targets
         self.saved = []
+        self.modes = []
 
     def __enter__(self):
+        names = set()
         for owner, name in self.targets:
             original = getattr(owner, name)
             self.saved.append((owner, name, original))
+            label = f"{getattr(owner, '__name__', owner)}.{name}"
+            names.add(label.rsplit(".", 2)[-2] + ".forward" if name == "forward" else name)
 
-            def refuse(*args, _name=f"{getattr(owner, '__name__', owner)}.{name}", **kwargs):
-                raise AssertionError(f"this exercise may not call {_name}; write it with basic tensor operations")
+            def refuse(*args, _name=label, **kwargs):
+                raise AssertionError(f"{FORBIDDEN_MARKER} {_name}; write it with basic tensor operations")
 
             setattr(owner, name, refuse)
+        for name in list(names):
+            names |= _ALSO_FORBIDDEN.get(name, set())
+        names = {name for name in names if not name.endswith(".forward") and not name[:1].isupper()}
+        self.modes = list(_watching_modes(names))
+        for mode in self.modes:
+            mode.__enter__()
         return self
 
     def __exit__(self, *exc_info):
+        for mode in reversed(self.modes):
+            mode.__exit__(*exc_info)
+        self.modes = []
         for owner, name, original in reversed(self.saved):
             setattr(owner, name, original)
         self.saved.clear()

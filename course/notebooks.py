@@ -6,7 +6,7 @@ writes ``chapters/<chapter>.ipynb`` next to each chapter, without outputs, and w
 front that fetches the course's shared code and data when they are missing, as on Colab. The
 book build ignores these files (``exclude_patterns`` in _config.yml), and the theme points its
 launch buttons at them, since it prefers an ``.ipynb`` of the same name. The exercises get the
-same cell, read-only, before their first code cell (course/assignments.py puts it in).
+same cell, read-only, before their first code cell (grading/assignments.py puts it in).
 
 tests/test_notebooks.py fails while a notebook is out of date with its chapter.
 """

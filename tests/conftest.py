@@ -27,3 +27,4 @@ def pytest_terminal_summary(terminalreporter):
     if GRADES_REPORT.exists():
         terminalreporter.section("grades observed through nbgrader (assignment, student, score, max)")
         terminalreporter.write(GRADES_REPORT.read_text())
+

@@ -2,7 +2,7 @@
 
 import pytest
 
-from course.assignments import REPO, assignment_names, nbgrader_notebook
+from grading.assignments import REPO, assignment_names, nbgrader_notebook
 
 
 def test_every_source_has_an_assignment_name():

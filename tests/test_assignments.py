@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course.assignments import REPO, assignment_names, nbgrader_command, nbgrader_notebook, write_nbgrader_source
+from grading.assignments import REPO, assignment_names, nbgrader_command, nbgrader_notebook, write_nbgrader_source
 
 ASSIGNMENTS = assignment_names()
 STUDENTS = ("solution", "stub", "partial")
@@ -47,7 +47,7 @@ def graded_course(tmp_path_factory, progress):
     progress(f"grading {len(ASSIGNMENTS)} assignments through nbgrader, {len(STUDENTS)} students each ({', '.join(STUDENTS)})")
     course = tmp_path_factory.mktemp("course")
     (course / "nbgrader_config.py").write_text(
-        "from course.grading import configure_grading\n"
+        "from grading.config import configure_grading\n"
         "c = get_config()\n"
         "c.CourseDirectory.course_id = 'test-course'\n"
         "configure_grading(c)\n"
@@ -124,12 +124,12 @@ def test_feedback_is_generated_for_every_student(graded_course, assignment):
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_student_version_in_exercises_is_the_nbgrader_release(graded_course, assignment):
-    """exercises/ must be exactly what nbgrader generates from solutions/ (run `python -m course.assignments release`)."""
+    """exercises/ must be exactly what nbgrader generates from solutions/ (run `python -m grading release`)."""
     committed = nbformat.read(REPO / "exercises" / assignment / f"{assignment}.ipynb", as_version=4)
     fresh = released_notebook(graded_course, assignment)
     assert [(c.cell_type, c.source, c.metadata) for c in committed.cells] == [
         (c.cell_type, c.source, c.metadata) for c in fresh.cells
-    ], f"exercises/{assignment} is stale: run `python -m course.assignments release {assignment}`"
+    ], f"exercises/{assignment} is stale: run `python -m grading release {assignment}`"
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)

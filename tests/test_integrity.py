@@ -1,7 +1,7 @@
-"""The integrity pass (course.integrity) and the grader's guards (course.grading), one rule at a time.
+"""The review hints (grading.integrity), the grader's guards (grading.config) and the sandbox (grading.sandbox), one rule at a time.
 
-Fast: no nbgrader run here (tests/test_hostile_class.py grades a whole class); one small kernel
-checks the resource limits and a dying kernel.
+Fast: no nbgrader run here (tests/test_hostile_class.py grades a whole class); a few small
+sandboxed kernels check what a kernel can reach, the resource limits and a dying kernel.
 """
 
 import resource
@@ -11,15 +11,17 @@ import sys
 import nbformat
 import pytest
 
-from course.assignments import REPO, assignment_names, nbgrader_notebook
-from course.grading import HideHiddenTests, LimitOutputSize, MAX_OUTPUT_CHARS, apply_kernel_limits, neutralised_source
-from course.integrity import check_answer, defined_functions, forbidden_by_tests, imports_at_top_level, names_bound_at_top_level
+from grading.assignments import REPO, assignment_names, nbgrader_notebook
+from grading.config import HideHiddenTests, LimitOutputSize, MAX_OUTPUT_CHARS, hide_paths
+from grading.integrity import check_answer, defined_functions, forbidden_by_tests, imports_at_top_level, names_bound_at_top_level
+from grading.sandbox import limit_kernel
 
 PROTECTED = {"torch", "F", "math", "check_close", "check_shape", "forbidden_calls", "reference_attention"}
+ANSWERS = {"masked_softmax", "causal_mask", "scaled_dot_product_attention"}
 
 
 def reasons(source, forbidden_here=()):
-    return [finding.reason for finding in check_answer(source, PROTECTED, set(forbidden_here))]
+    return [finding.reason for finding in check_answer(source, PROTECTED, set(forbidden_here), None, ANSWERS)]
 
 
 def solution_cells(assignment):
@@ -31,14 +33,16 @@ def solution_cells(assignment):
 def test_reference_answers_pass_the_check(assignment):
     notebook = nbgrader_notebook(REPO / "solutions" / f"{assignment}.py")
     tests = [c for c in notebook.cells if c.metadata["nbgrader"]["grade"]]
-    protected = set().union(*(names_bound_at_top_level(c.source) for c in notebook.cells if not c.metadata["nbgrader"]["solution"]))
+    protected = set().union(*(names_bound_at_top_level(c.source) for c in notebook.cells
+                              if not c.metadata["nbgrader"]["solution"] and c.metadata["nbgrader"]["grade_id"] != "colab_setup"))
+    answers = set().union(*(defined_functions(c.source) for c in solution_cells(assignment)))
     forbidden = {}
     for cell in tests:
         for function, names in forbidden_by_tests(cell.source).items():
             forbidden.setdefault(function, set()).update(names)
     for cell in solution_cells(assignment):
         here = set().union(*(forbidden.get(name, set()) for name in defined_functions(cell.source)))
-        assert check_answer(cell.source, protected, here) == [], cell.metadata["nbgrader"]["grade_id"]
+        assert check_answer(cell.source, protected, here, None, answers) == [], cell.metadata["nbgrader"]["grade_id"]
 
 
 @pytest.mark.parametrize("source", [
@@ -68,7 +72,7 @@ def test_rebinding_a_checking_helper_is_found(source):
 @pytest.mark.parametrize("source", [
     "import os\nos._exit(0)", "import sys\nsys.exit(0)", "exit()", "quit()",
     "open('../../solutions/ch03_attention.py').read()", "from course.attention import masked_softmax",
-    "import course.attention as a", "import solutions.ch03_attention", "import importlib",
+    "import course.attention as a\na.masked_softmax(x)", "import course\ncourse.attention.causal_mask(3)", "import solutions.ch03_attention", "import importlib",
     "__import__('os')", "eval('1')", "exec('x = 1')", "import subprocess", "from pathlib import Path",
     "torch.save(torch.zeros(1), 'x.pt')", "torch.os.system('ls')", "!ls ..", "%env",
     "def f():\n    import inspect\n    return inspect.stack()", "def f():\n    return sys._getframe(1).f_locals",
@@ -86,6 +90,9 @@ def test_forbidden_builtin_is_found_even_when_captured_early():
     assert reasons("from torch.nn.functional import softmax", forbidden)
     assert reasons("f = getattr(F, 'softmax')", forbidden)
     assert not reasons("def masked_softmax(s, mask=None, dim=-1):\n    return s.exp() / s.exp().sum(dim, keepdim=True)", forbidden)
+    # a sanity check at the top level of the cell is not the answer using the built-in
+    assert not reasons("def masked_softmax(s, mask=None, dim=-1):\n    return s.exp() / s.exp().sum(dim, keepdim=True)\n"
+                       "x = torch.randn(3)\nprint(torch.allclose(masked_softmax(x), torch.softmax(x, -1)))", forbidden)
 
 
 def test_honest_code_is_not_flagged():
@@ -100,6 +107,24 @@ def test_honest_code_is_not_flagged():
     )
     assert reasons(honest) == []
     assert check_answer("def broken(:\n    pass", PROTECTED) == [], "a syntax error is left to fail when run"
+
+
+@pytest.mark.parametrize("source", [
+    "from math import sqrt, pow",
+    "input = torch.randn(3)  # scratch",
+    "class Net(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n        for m in self.modules():\n            pass",
+    "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.close()",
+    "def subprocess(x):\n    return x",
+    "from course.attention import padding_mask  # allowed: not what this assignment asks for",
+    "import time\nstart = time.perf_counter()",
+])
+def test_honest_careless_code_is_not_flagged(source):
+    assert reasons(source) == [], source
+
+
+def test_a_tensor_subclass_that_changes_torch_is_a_hint():
+    source = "class Agree(torch.Tensor):\n    @classmethod\n    def __torch_function__(cls, func, types, args=(), kwargs=None):\n        return True"
+    assert any("__torch_function__" in reason for reason in reasons(source))
 
 
 def test_importing_again_what_the_instructor_imported_is_not_a_rebinding():
@@ -123,13 +148,20 @@ def test_forbidden_calls_in_hidden_tests_are_read():
     assert forbidden_by_tests(source) == {"causal_mask": {"tril", "triu"}}
 
 
-def test_neutralised_cell_explains_and_keeps_the_names_defined():
-    findings = check_answer("import os\ndef f(x):\n    return x", PROTECTED)
-    namespace = {}
-    with pytest.raises(RuntimeError, match="imports os"):
-        exec(neutralised_source(findings, {"f"}), namespace)
-    with pytest.raises(RuntimeError, match="integrity check"):
-        namespace["f"](1)
+def test_feedback_hides_the_graders_paths():
+    text = f"File {sys.prefix}/lib/python3.11/site-packages/torch/x.py, {REPO}/course/checks.py, /tmp/grading-kernel-ab12_c/ipykernel_7/1.py"
+    hidden = hide_paths(text)
+    assert str(REPO) not in hidden and sys.prefix not in hidden and "grading-kernel" not in hidden
+    assert "<python>/lib/python3.11/site-packages/torch/x.py" in hidden and "<course>/course/checks.py" in hidden
+
+
+def test_feedback_drops_outputs_that_quote_hidden_tests():
+    test = nbformat.v4.new_code_cell("visible()\n### BEGIN HIDDEN TESTS\nsecret_reference_check(x, y)\n### END HIDDEN TESTS")
+    leak = nbformat.v4.new_code_cell("print(In)")
+    leak.outputs = [nbformat.v4.new_output("stream", name="stdout", text="['', 'visible()\\nsecret_reference_check(x, y)']")]
+    notebook = nbformat.v4.new_notebook(cells=[test, leak])
+    notebook, _ = HideHiddenTests().preprocess(notebook, {})
+    assert "secret_reference_check" not in nbformat.writes(notebook)
 
 
 def test_feedback_hides_hidden_tests_and_their_tracebacks():
@@ -149,15 +181,56 @@ def test_one_enormous_line_is_cut():
 
 def test_kernel_limits_are_applied():
     probe = "import resource; print(resource.getrlimit(resource.RLIMIT_AS)[0], resource.getrlimit(resource.RLIMIT_FSIZE)[0])"
-    result = subprocess.run([sys.executable, "-c", probe], preexec_fn=apply_kernel_limits, capture_output=True, text=True, check=True)
+    result = subprocess.run([sys.executable, "-c", probe], preexec_fn=limit_kernel(None), capture_output=True, text=True, check=True)
     address_space, file_size = map(int, result.stdout.split())
     assert 0 < address_space <= 8 * 2**30 and 0 < file_size <= 2**27
-    hog = subprocess.run([sys.executable, "-c", "bytearray(8 * 2**30)"], preexec_fn=apply_kernel_limits, capture_output=True, text=True)
+    hog = subprocess.run([sys.executable, "-c", "bytearray(8 * 2**30)"], preexec_fn=limit_kernel(None), capture_output=True, text=True)
     assert "MemoryError" in hog.stderr
 
 
+SANDBOX_PROBE = f"""
+import os, socket, subprocess, sys
+print("cwd files", sorted(os.listdir(".")))
+print("solutions", os.path.exists({str(REPO / "solutions")!r}), "grading", os.path.exists({str(REPO / "grading")!r}))
+print("course", os.path.exists({str(REPO / "course" / "checks.py")!r}))
+for path in ({str(REPO / "course" / "planted.py")!r}, "/tmp/planted", os.path.expanduser("~/../planted")):
+    try:
+        open(path, "w").write("x")
+        print("wrote", path)
+    except OSError as error:
+        print("refused", type(error).__name__)
+try:
+    socket.create_connection(("127.0.0.1", 22), timeout=2)
+    print("network yes")
+except OSError:
+    print("network no")
+print("processes", sorted(p for p in os.listdir("/proc") if p.isdigit()))
+print("environment", sorted(os.environ))
+import course.attention
+"""
+
+
+def test_the_sandboxed_kernel_sees_only_what_it_needs(tmp_path):
+    from grading.config import GuardedExecute
+
+    (tmp_path / "course.py").write_text("raise SystemExit('a file beside the notebook was imported')")
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(SANDBOX_PROBE)])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    GuardedExecute(timeout=60).preprocess(notebook, {"metadata": {"path": str(tmp_path)}})
+    outputs = notebook.cells[0].outputs
+    assert not [o for o in outputs if o.output_type == "error"], outputs
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "course.py" not in text.split("cwd files ")[1].splitlines()[0], "files beside the notebook are in the kernel's folder"
+    assert "solutions False grading False" in text and "course True" in text
+    assert "wrote" not in text and text.count("refused") == 3
+    assert "network no" in text
+    processes = text.split("processes ")[1].splitlines()[0]
+    assert len(eval(processes)) <= 4, f"the kernel sees other processes: {processes}"
+    assert not (REPO / "course" / "planted.py").exists()
+
+
 def test_a_dying_kernel_fails_the_remaining_cells_not_the_grader():
-    from course.grading import GuardedExecute
+    from grading.config import GuardedExecute
 
     notebook = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell("x = 1"),

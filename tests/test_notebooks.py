@@ -8,7 +8,7 @@ import jupytext
 import nbformat
 import pytest
 
-from course.assignments import assignment_names
+from grading.assignments import assignment_names
 from course.notebooks import REPO, SETUP_CELL_ID, chapter_notebook, chapter_paths, notebook_path, repository_url, setup_cell_source
 
 CHAPTERS = chapter_paths()

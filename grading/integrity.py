@@ -1,4 +1,10 @@
-"""An integrity pass over a student's code, before the grader runs it.
+"""Review hints from a student's code: a static reading, before the grader runs it.
+
+The hints never change a grade (grading/config.py, ``IntegrityHints``): they put the exercise
+in formgrader's "needs manual grade" list with the reason and the line. What ran is checked
+at run time: the sandbox (grading/sandbox.py) bounds what a kernel can reach, and
+``course.checks.forbidden_calls`` sees a forbidden built-in however it was called.
+
 
 The tests of an exercise run in the same Python process as the student's answers, so an
 answer can do more than compute: rebind the helpers the tests check with
@@ -9,11 +15,11 @@ reads each cell the student wrote (answer cells and cells they added) as a synta
 what it may not do, with line numbers and a reason a student can read.
 
 It is a static check, not a sandbox: it closes the easy doors (and all the ones a test can
-name); the kernel's resource limits and the grader's output limits (course/grading.py) bound
+name); the kernel's resource limits and the grader's output limits (grading/config.py) bound
 the rest. The rules:
 
-* imports: only the modules an answer needs (``ALLOWED_MODULES``); never ``course`` beyond
-  ``course.checks``, never ``solutions``;
+* imports: only the modules an answer needs (``ALLOWED_MODULES``); never ``solutions`` or
+  ``grading``, and from ``course`` never a reference of what the assignment asks for;
 * calls that escape static reading or reach outside the notebook: ``open``, ``exec``,
   ``eval``, ``__import__``, ``setattr``, ``globals``, ``getattr`` with a computed name, ...;
 * attributes that lead to files, processes, the interpreter or the caller's frames
@@ -29,7 +35,6 @@ the rest. The rules:
 """
 
 import ast
-import builtins
 from dataclasses import dataclass
 
 # Modules an answer may import. Everything else (os, sys, subprocess, pathlib, importlib,
@@ -37,7 +42,14 @@ from dataclasses import dataclass
 ALLOWED_MODULES = {
     "torch", "numpy", "math", "cmath", "random", "functools", "itertools", "operator",
     "collections", "dataclasses", "typing", "string", "re", "statistics", "heapq", "bisect",
-    "copy", "enum", "abc", "numbers", "decimal", "fractions", "einops", "course.checks",
+    "copy", "enum", "abc", "numbers", "decimal", "fractions", "einops", "matplotlib", "time",
+    "warnings", "pprint", "textwrap", "course",
+}
+# Builtins the checks themselves use: rebinding one at the top level is a hint. Shadowing any
+# other builtin (``input = ...``, ``from math import pow``) is ordinary scratch work.
+CHECK_BUILTINS = {
+    "isinstance", "issubclass", "type", "AssertionError", "Exception", "BaseException", "tuple", "int",
+    "float", "bool", "len", "abs", "all", "any", "range", "zip", "str", "repr", "super", "object",
 }
 
 FORBIDDEN_CALLS = {
@@ -65,7 +77,7 @@ FORBIDDEN_ATTRIBUTES = {
     "read_text", "read_bytes", "write_text", "write_bytes", "open", "hub", "cpp_extension",
     # processes and the interpreter
     "os", "sys", "subprocess", "shutil", "builtins", "importlib", "inspect", "ctypes", "ctypeslib",
-    "pathlib", "io", "signal", "socket", "pickle", "_exit", "system", "popen", "kill", "modules",
+    "pathlib", "io", "signal", "socket", "pickle", "_exit", "system", "popen", "kill",
     "_C", "ops",
     # frames and namespaces (a function could read the hidden tests that call it)
     "f_back", "f_globals", "f_locals", "f_code", "f_builtins", "tb_frame", "gi_frame", "cr_frame",
@@ -75,7 +87,6 @@ FORBIDDEN_ATTRIBUTES = {
 }
 FORBIDDEN_NAMES = {"__builtins__", "__loader__", "__spec__"}
 FORBIDDEN_STRINGS = ("solutions/", "course/", "../", "gradebook", "nbgrader", "autograded/", "submitted/")
-BUILTIN_NAMES = set(dir(builtins)) - {"_", "__name__", "__doc__"}
 
 
 @dataclass(frozen=True)
@@ -92,19 +103,25 @@ def check_answer(
     protected_names: set[str] = frozenset(),
     forbidden_here: set[str] = frozenset(),
     instructor_imports: dict[str, str] | None = None,
+    answer_names: set[str] = frozenset(),
 ) -> list[Finding]:
     """What the student's cell `source` may not do, in line order (empty: nothing found).
 
     protected_names: names the instructor's cells bind (imports, helpers), which the answer may
     not rebind at the top level; forbidden_here: attribute names the exercise forbids (the
     built-in it reimplements); instructor_imports: {name: what it was imported as} in the
-    instructor's cells (``imports_at_top_level``), which the answer may import again unchanged.
+    instructor's cells (``imports_at_top_level``), which the answer may import again unchanged;
+    answer_names: the functions and classes the assignment asks for, which may not be imported
+    from the course package (its reference implementations). A forbidden built-in is a hint
+    inside the code the tests run (function and class bodies) or captured at the top level
+    (``_sm = torch.softmax``), not in a top-level call such as a ``print(torch.allclose(...))``
+    sanity check.
     A cell that does not parse gets no finding: it fails when run.
     """
     tree = parsed_cell(source)
     if tree is None:
         return []
-    visitor = _IntegrityVisitor(set(protected_names) | BUILTIN_NAMES, set(forbidden_here), instructor_imports or {})
+    visitor = _IntegrityVisitor(set(protected_names) | CHECK_BUILTINS, set(forbidden_here), instructor_imports or {}, set(answer_names))
     visitor.visit(tree)
     return sorted(set(visitor.findings), key=lambda finding: (finding.line, finding.reason))
 
@@ -213,14 +230,15 @@ def _root_name(node: ast.AST) -> str | None:
 
 
 def _module_allowed(module: str) -> bool:
-    return any(module == allowed or module.startswith(allowed + ".") for allowed in ALLOWED_MODULES) and not (
-        module.startswith("course") and not module.startswith("course.checks")
-    )
+    return any(module == allowed or module.startswith(allowed + ".") for allowed in ALLOWED_MODULES)
 
 
 class _IntegrityVisitor(ast.NodeVisitor):
-    def __init__(self, protected: set[str], forbidden_here: set[str], instructor_imports: dict[str, str]):
+    def __init__(self, protected: set[str], forbidden_here: set[str], instructor_imports: dict[str, str], answer_names: set[str]):
         self.protected = protected
+        self.answer_names = answer_names
+        self.course_aliases: set[str] = set()  # names bound to course modules: `course.attention.masked_softmax`
+        self.called: set[int] = set()  # ids of the expressions that are called: `torch.softmax(...)`
         self.forbidden_here = forbidden_here
         self.instructor_imports = instructor_imports
         self.findings: list[Finding] = []
@@ -238,6 +256,8 @@ class _IntegrityVisitor(ast.NodeVisitor):
             if not _module_allowed(alias.name):
                 self.flag(node, f"imports {alias.name}, which answers may not use")
             bound = (alias.asname or alias.name).split(".")[0]
+            if alias.name.split(".")[0] == "course":
+                self.course_aliases.add(bound)
             self._check_import_binding(node, bound)
             self.aliases.add(bound)  # a module: assigning to its attributes rebinds them for the tests too
 
@@ -248,6 +268,10 @@ class _IntegrityVisitor(ast.NodeVisitor):
         for alias in node.names:
             if alias.name == "*":
                 self.flag(node, f"`from {module} import *` hides which names the answer uses")
+            elif module.split(".")[0] == "course" and alias.name in self.answer_names:
+                self.flag(node, f"imports the course's reference {alias.name} from {module}")
+            elif module.split(".")[0] == "course" and module.count(".") == 0:
+                self.course_aliases.add(alias.asname or alias.name)
             elif alias.name in self.forbidden_here:
                 self.flag(node, f"imports {alias.name}, which this exercise asks you to write yourself")
             elif alias.name in FORBIDDEN_ATTRIBUTES:
@@ -257,6 +281,7 @@ class _IntegrityVisitor(ast.NodeVisitor):
 
     # calls, attributes, names, strings
     def visit_Call(self, node):
+        self.called.add(id(node.func))
         name = node.func.id if isinstance(node.func, ast.Name) else None
         if name in FORBIDDEN_CALLS:
             self.flag(node, f"calls {name}(), which {FORBIDDEN_CALLS[name]}")
@@ -267,7 +292,11 @@ class _IntegrityVisitor(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_Attribute(self, node):
-        self._check_attribute_name(node, node.attr)
+        top_level_call = self.function_depth == 0 and id(node) in self.called
+        if node.attr in self.answer_names and _root_name(node) in self.course_aliases:
+            self.flag(node, f"uses the course's reference {ast.unparse(node)}")
+        if not (top_level_call and node.attr in self.forbidden_here):
+            self._check_attribute_name(node, node.attr)
         if isinstance(node.ctx, (ast.Store, ast.Del)):
             root = _root_name(node)
             if root in self.protected or root in self.aliases:
@@ -313,6 +342,8 @@ class _IntegrityVisitor(ast.NodeVisitor):
 
     def _function(self, node):
         self._check_binding(node, node.name)
+        if node.name in ("__torch_function__", "__torch_dispatch__"):
+            self.flag(node, f"defines {node.name}, which changes what torch's functions (and the checks) compute")
         for decorator in node.decorator_list:
             self.visit(decorator)
         self.function_depth += 1

@@ -15,7 +15,7 @@ The cell header says what a cell is::
     # %% tests="masked_softmax_visible" points=2 an autograded test cell
     (no marker)                                  read-only: instructions, imports, demos
 
-Run ``python -m course.assignments release`` after editing anything in ``solutions/``;
+Run ``python -m grading release`` after editing anything in ``solutions/``;
 tests/test_assignments.py fails while ``exercises/`` is out of date.
 """
 
@@ -33,6 +33,8 @@ from course.notebooks import SETUP_CELL_ID, repository_url, setup_cell_source
 REPO = Path(__file__).resolve().parent.parent
 SOLUTIONS = REPO / "solutions"
 NBGRADER_SCHEMA_VERSION = 3
+SETUP_GRADE_ID = "colab_setup"
+SELF_CHECK_GRADE_ID = "self_check"  # the read-only note that tells students how to grade their own notebook  # the read-only cell that fetches the course on Colab; not run at grading
 
 # nbgrader's folders inside the repository (nbgrader_config.py reads them from here).
 # The source notebooks are generated, so they live in the build folder; the student versions
@@ -86,14 +88,29 @@ def nbgrader_notebook(source: Path) -> nbformat.NotebookNode:
             cell.metadata["nbgrader"]["locked"] = True  # the instructions are not the student's to edit
         cell.id = metadata["grade_id"].replace("_", "-")
     setup = nbformat.v4.new_code_cell(setup_cell_source(repository_url(), for_chapter=False), id=SETUP_CELL_ID)
-    setup.metadata = {"nbgrader": {"grade": False, "grade_id": "colab_setup", "locked": True, "solution": False,
+    setup.metadata = {"nbgrader": {"grade": False, "grade_id": SETUP_GRADE_ID, "locked": True, "solution": False,
                                    "schema_version": NBGRADER_SCHEMA_VERSION},
                       "tags": ["remove-cell"]}  # in the student's notebook, not on the website's exercise page
     title_cells = 1 if notebook.cells and notebook.cells[0].cell_type == "markdown" else 0
     notebook.cells.insert(title_cells, setup)  # after the title and instructions, before any code
+    check = nbformat.v4.new_markdown_cell(self_check_text(source.stem), id=SELF_CHECK_GRADE_ID.replace("_", "-"))
+    check.metadata = {"nbgrader": {"grade": False, "grade_id": SELF_CHECK_GRADE_ID, "locked": True, "solution": False,
+                                   "schema_version": NBGRADER_SCHEMA_VERSION}}
+    notebook.cells.insert(title_cells, check)
     notebook.metadata.pop("jupytext", None)
     notebook.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
     return notebook
+
+
+def self_check_text(assignment: str) -> str:
+    """The note each student version carries, after its instructions (grading/classroom.py runs the check)."""
+    return (
+        "**Before you submit**, grade this notebook exactly as your instructor will (the same sandbox, tests and "
+        "review hints), from the course's folder with its environment active:\n\n"
+        f"    python -m grading check exercises/{assignment}/{assignment}.ipynb\n\n"
+        "It prints the points of each test, why a test failed, and anything that would be flagged for review "
+        "(for instance a built-in the exercise asks you to write yourself)."
+    )
 
 
 def write_nbgrader_source(assignment: str, source_directory: Path) -> Path:

@@ -1,0 +1,258 @@
+"""Grade a whole class, whatever one submission does; and let a student grade their own notebook first.
+
+``python -m grading class <assignment>`` (run at the course root, like nbgrader) is
+``nbgrader autograde <assignment>`` made robust:
+
+1. every submitted notebook is checked before nbgrader reads it: a file over
+   ``MAX_NOTEBOOK_BYTES`` or one that is not a valid notebook is not graded, with the reason;
+2. ``nbgrader autograde`` grades the rest (grading/config.py repairs the metadata nbgrader would
+   stop on, and runs each notebook in the sandbox);
+3. a student nbgrader failed on is listed with nbgrader's reason; if nbgrader itself stopped
+   before the end, it is run again for the students not yet graded (at most ``ATTEMPTS`` times);
+4. a table: every student, graded or not and why, score, and what is flagged for review.
+
+``python -m grading check <notebook>`` grades one notebook exactly as the grader will (same
+sandbox, same settings, hidden tests where this copy of the course has solutions/) in a
+temporary course, and prints each test's points, why a test failed, and what would be flagged.
+"""
+
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+import nbformat.reader
+
+from grading.assignments import REPO, SOLUTIONS, nbgrader_command, write_nbgrader_source
+
+MAX_NOTEBOOK_BYTES = 20 * 2**20  # a submitted notebook, outputs included; the reference ones are under 100 kB
+ATTEMPTS = 3
+NBGRADER_DEFAULT_FOLDERS = {"submitted_directory": "submitted", "autograded_directory": "autograded", "db_url": ""}
+
+
+@dataclass
+class Outcome:
+    student: str
+    graded: bool = False
+    reason: str = ""
+    score: float | None = None
+    max_score: float | None = None
+    review: list[str] = field(default_factory=list)
+
+
+def course_settings(course: Path) -> dict:
+    """The folders and gradebook that nbgrader_config.py in ``course`` sets (nbgrader's defaults otherwise)."""
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = Config()
+    if (course / "nbgrader_config.py").exists():
+        loader = PyFileConfigLoader("nbgrader_config.py", path=str(course))
+        config = loader.load_config()
+    directory = config.get("CourseDirectory", {})
+    settings = {name: directory.get(name, default) for name, default in NBGRADER_DEFAULT_FOLDERS.items()}
+    settings["db_url"] = settings["db_url"] or f"sqlite:///{course / 'gradebook.db'}"
+    if settings["db_url"].startswith("sqlite:///") and not settings["db_url"].startswith("sqlite:////"):
+        settings["db_url"] = "sqlite:///" + str(course / settings["db_url"].removeprefix("sqlite:///"))
+    return settings
+
+
+def precheck(path: Path) -> str:
+    """Why this submitted notebook cannot be graded ("" when it can)."""
+    size = path.stat().st_size
+    if size > MAX_NOTEBOOK_BYTES:
+        return f"{path.name} is {size / 2**20:.1f} MiB, over the {MAX_NOTEBOOK_BYTES // 2**20} MiB limit (clear its outputs and resubmit)"
+    try:
+        with open(path, encoding="utf-8") as handle:
+            nbformat.read(handle, as_version=4)
+    except (json.JSONDecodeError, UnicodeDecodeError, nbformat.reader.NotJSONError) as error:
+        return f"{path.name} is not valid JSON ({type(error).__name__}: {str(error)[:120]})"
+    except Exception as error:  # nbformat's own errors: not a notebook
+        return f"{path.name} is not a Jupyter notebook ({type(error).__name__}: {str(error)[:120]})"
+    return ""
+
+
+_FAILED = re.compile(r"There was an error processing assignment '([^']*)' for student '([^']*)'")
+
+
+def _reasons_from_log(log: str) -> dict[str, str]:
+    """{student: the last line of the traceback nbgrader logged before its failure} from nbgrader's output."""
+    reasons, last_error = {}, ""
+    for line in log.splitlines():
+        text = line.split("]", 1)[-1].strip() if line.startswith("[") else line.strip()
+        if re.match(r"^[A-Za-z_.]*(Error|Exception|Interrupt)\b", text):
+            last_error = text
+        match = _FAILED.search(line)
+        if match:
+            reasons[match.group(2)] = last_error or "nbgrader failed on this submission (see its log)"
+    return reasons
+
+
+def grade_class(assignment: str, course: Path = Path("."), force: bool = False, students: list[str] | None = None) -> list[Outcome]:
+    course = course.resolve()
+    settings = course_settings(course)
+    submitted = course / settings["submitted_directory"]
+    if not submitted.is_dir():
+        raise SystemExit(f"no submissions: {submitted} does not exist")
+    outcomes: dict[str, Outcome] = {}
+    for folder in sorted(submitted.glob(f"*/{assignment}")):
+        student = folder.parent.name
+        if students and student not in students:
+            continue
+        outcome = outcomes[student] = Outcome(student)
+        notebooks = sorted(folder.glob("*.ipynb"))
+        problems = [problem for problem in map(precheck, notebooks) if problem] or ([] if notebooks else ["no notebook submitted"])
+        outcome.reason = "; ".join(problems)
+    autograded = course / settings["autograded_directory"]
+    log_folder = course / settings["submitted_directory"] / ".." / "logs"
+    for attempt in range(ATTEMPTS):
+        todo = [s for s, o in outcomes.items() if not o.reason and not o.graded]
+        if not todo:
+            break
+        exclude = sorted(set(outcomes) - set(todo) | _all_students(submitted, assignment) - set(outcomes))
+        args = ["autograde", assignment, f"--CourseDirectory.student_id_exclude={','.join(exclude)}"]
+        if force or attempt > 0:
+            args.append("--force")
+        if len(todo) == 1:
+            args.append(f"--student={todo[0]}")
+        result = nbgrader_command(*args, cwd=course, check=False)
+        log = result.stdout + result.stderr
+        log_folder.mkdir(parents=True, exist_ok=True)
+        (log_folder.resolve() / f"autograde-{assignment}-{attempt + 1}.log").write_text(log)
+        failures = _reasons_from_log(log)
+        for student in todo:
+            if student in failures:
+                outcomes[student].reason = failures[student]
+            elif (autograded / student / assignment).is_dir() and any((autograded / student / assignment).glob("*.ipynb")):
+                outcomes[student].graded = True
+    for outcome in outcomes.values():
+        if not outcome.graded and not outcome.reason:
+            outcome.reason = "nbgrader stopped before grading it (see _grading/logs/)"
+    _read_gradebook(settings["db_url"], assignment, outcomes)
+    return list(outcomes.values())
+
+
+def _all_students(submitted: Path, assignment: str) -> set[str]:
+    return {folder.parent.name for folder in submitted.glob(f"*/{assignment}")}
+
+
+def _read_gradebook(db_url: str, assignment: str, outcomes: dict[str, Outcome]) -> None:
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(db_url) as gradebook:
+        for outcome in outcomes.values():
+            if not outcome.graded:
+                continue
+            try:
+                submission = gradebook.find_submission(assignment, outcome.student)
+            except MissingEntry:
+                outcome.graded, outcome.reason = False, "no grades in the gradebook"
+                continue
+            outcome.score, outcome.max_score = submission.score, submission.max_score
+            for notebook in submission.notebooks:
+                outcome.review += [c.auto_comment for c in notebook.comments if c.auto_comment and c.auto_comment.startswith("Review")]
+                if any(g.needs_manual_grade for g in notebook.grades) and not outcome.review:
+                    outcome.review.append("needs manual grade")
+
+
+def print_outcomes(assignment: str, outcomes: list[Outcome]) -> None:
+    graded = [o for o in outcomes if o.graded]
+    failed = [o for o in outcomes if not o.graded]
+    print(f"{assignment}: {len(graded)} graded, {len(failed)} not graded, {sum(bool(o.review) for o in graded)} flagged for review")
+    for outcome in sorted(outcomes, key=lambda o: o.student):
+        if outcome.graded:
+            line = f"  {outcome.student}: {outcome.score:g} / {outcome.max_score:g}"
+            if outcome.review:
+                line += "  REVIEW: " + " | ".join(outcome.review)
+        else:
+            line = f"  {outcome.student}: NOT GRADED: {outcome.reason}"
+        print(line)
+
+
+# ---------------------------------------------------------------- a student's own check
+
+
+def self_check(notebook_path: Path, assignment: str | None = None) -> list[Outcome]:
+    """Grade one notebook in a temporary course, with the course's settings; print what the grader would say."""
+    notebook_path = notebook_path.resolve()
+    assignment = assignment or notebook_path.stem
+    with tempfile.TemporaryDirectory(prefix="self-check-") as workdir:
+        course = Path(workdir) / "course"
+        course.mkdir()
+        (course / "nbgrader_config.py").write_text(
+            "from grading.config import configure_grading\nc = get_config()\n"
+            "c.CourseDirectory.course_id = 'self-check'\nconfigure_grading(c)\n"
+        )
+        if (SOLUTIONS / f"{assignment}.py").exists():
+            write_nbgrader_source(assignment, course / "source")
+            hidden = "visible and hidden tests"
+        else:  # a copy of the course without solutions/: the released notebook is the source (visible tests only)
+            released = REPO / "exercises" / assignment / f"{assignment}.ipynb"
+            (course / "source" / assignment).mkdir(parents=True)
+            shutil.copy(released, course / "source" / assignment / f"{assignment}.ipynb")
+            hidden = "visible tests only (no solutions/ in this copy of the course)"
+        nbgrader_command("generate_assignment", assignment, cwd=course)
+        target = course / "submitted" / "me" / assignment / f"{assignment}.ipynb"
+        target.parent.mkdir(parents=True)
+        shutil.copy(notebook_path, target)
+        outcomes = grade_class(assignment, course)
+        print(f"Self-check of {notebook_path.name} as the grader runs it ({hidden}):")
+        _print_cells(course, assignment)
+        print_outcomes(assignment, outcomes)
+    return outcomes
+
+
+def _print_cells(course: Path, assignment: str) -> None:
+    from grading.config import HideHiddenTests, hide_paths
+
+    graded = course / "autograded" / "me" / assignment / f"{assignment}.ipynb"
+    if not graded.exists():
+        return
+    notebook = nbformat.read(graded, as_version=4)
+    hider = HideHiddenTests()
+    for index, cell in enumerate(notebook.cells):
+        meta = cell.metadata.get("nbgrader", {})
+        if not meta.get("grade"):
+            continue
+        cell, _ = hider.preprocess_cell(cell, {}, index)
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        status = "failed: " + hide_paths(f"{errors[0].ename}: {errors[0].evalue}")[:300] if errors else "passed"
+        print(f"  {meta['grade_id']} ({meta.get('points', 0):g} points): {status}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m grading", description="Release, grade a class, or check one notebook.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    release = commands.add_parser("release", help="regenerate the student versions in exercises/ from solutions/")
+    release.add_argument("assignments", nargs="*")
+    klass = commands.add_parser("class", help="autograde every submission of an assignment; list who was not graded and why")
+    klass.add_argument("assignment")
+    klass.add_argument("--force", action="store_true", help="grade again students already graded")
+    klass.add_argument("--student", action="append", help="only this student (repeatable)")
+    check = commands.add_parser("check", help="grade your own notebook exactly as the grader will")
+    check.add_argument("notebook", type=Path)
+    check.add_argument("--assignment", help="default: the notebook's file name")
+    args = parser.parse_args(argv)
+    if args.command == "release":
+        from grading.assignments import assignment_names
+        from grading.assignments import release as release_assignments
+
+        release_assignments(args.assignments or assignment_names())
+        return 0
+    if args.command == "class":
+        outcomes = grade_class(args.assignment, Path(os.getcwd()), force=args.force, students=args.student)
+        print_outcomes(args.assignment, outcomes)
+        return 0 if all(o.graded for o in outcomes) else 1
+    outcomes = self_check(args.notebook, args.assignment)
+    return 0 if all(o.graded for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

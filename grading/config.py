@@ -1,0 +1,447 @@
+"""How submissions are graded: the nbgrader settings every course directory uses.
+
+nbgrader_config.py (the course) and the tests (temporary courses) both call
+``configure_grading``, so the tests grade exactly the way an instructor does. Around nbgrader's
+own preprocessors, grading adds (guide/instructors.md explains each):
+
+1. ``SanitizeSubmission`` (autograde, first): repairs what nbgrader would stop on or choke on —
+   duplicate grade ids (a Jupyter copy of an answer cell), unknown grade ids and foreign nbgrader
+   metadata (another schema version) — restores locked cells silently, and replaces a cell
+   larger than ``MAX_CELL_CHARS`` by one that raises (the submission is flagged).
+2. ``SkipSetupCell`` (after nbgrader restored the locked cells): the Colab/Binder setup cell is
+   not run at grading (the course is installed in the sandbox; it only bound os, sys, ...).
+3. ``IntegrityHints``: the static reading of grading/integrity.py, as review hints with reason
+   and line. It never changes or stops a cell.
+4. ``GuardedExecute``: nbgrader's Execute in a bubblewrap sandbox (grading/sandbox.py), with a
+   per-cell timeout, a cap on what a cell may send, and a dead kernel failing the cells left.
+5. ``LimitOutputSize``, ``FlagForReview``: outputs cut before they reach the files; the tests of
+   an exercise with hints, or the whole submission when a cell was stopped (timeout, dead
+   kernel, too large) or a forbidden built-in ran, marked "needs manual grade" with the reason.
+6. ``HideHiddenTests``, ``HideGraderPaths`` (generate_feedback): the feedback shows neither the
+   hidden tests' code nor their tracebacks, nor the grader's absolute paths.
+"""
+
+import json
+import os
+import re
+import signal
+import sys
+import warnings
+
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat.notebooknode import NotebookNode
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.preprocessors import (
+    AssignLatePenalties,
+    CheckCellMetadata,
+    ClearOutput,
+    DeduplicateIds,
+    Execute,
+    GetGrades,
+    IgnorePattern,
+    LimitOutput,
+    NbGraderPreprocessor,
+    OverwriteCells,
+    OverwriteKernelspec,
+    SaveAutoGrades,
+)
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from traitlets import Integer
+
+from course.checks import FORBIDDEN_MARKER
+from grading import integrity
+from grading.assignments import NBGRADER_SCHEMA_VERSION, SETUP_GRADE_ID
+from grading.sandbox import REPO, SandboxedKernelManager
+
+CELL_TIMEOUT_S = 120  # nbgrader's default of 30 s is too short for a slow laptop; no exercise cell needs more
+MAX_OUTPUT_LINES = 200  # per cell, kept in the graded notebook and the feedback
+MAX_OUTPUT_CHARS = 20_000  # per output: one enormous line is as bad as many
+MAX_STREAMED_BYTES = 2_000_000  # per cell, while it runs: what the grader accepts from the kernel at all
+MAX_CELL_CHARS = 100_000  # per cell of source: the longest reference answer is under 3 000
+MAX_CELLS = 400  # per notebook: the longest assignment has under 40
+
+TOO_LARGE_MARKER = "# GRADER: this cell was not run."
+REVIEW_NOTES = "grading_review"  # notebook metadata key, between nbgrader's two conversions
+TIMEOUT_ENAME = "CellTimeoutError"
+# nbgrader's timeout error has an empty message, which is all the feedback of a hidden test shows
+TIMEOUT_MESSAGE = "the cell did not finish within the grader's time limit per cell (an endless loop?)"
+DEAD_KERNEL_ENAME = "KernelDied"
+
+
+def configure_grading(c) -> None:
+    """Apply the course's grading settings to an nbgrader config object ``c``."""
+    # What a student sees in place of a removed solution.
+    c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+    c.Execute.timeout = CELL_TIMEOUT_S
+    # nbgrader's timeout error has an empty message, which is all the feedback of a hidden test shows
+    c.Execute.error_on_timeout = {"ename": TIMEOUT_ENAME, "evalue": TIMEOUT_MESSAGE, "traceback": [f"{TIMEOUT_ENAME}: {TIMEOUT_MESSAGE}"]}
+    c.LimitOutput.max_lines = MAX_OUTPUT_LINES
+    c.LimitOutput.max_traceback = 60
+    c.Autograde.sanitize_preprocessors = [
+        SanitizeSubmission, ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, SkipSetupCell,
+        IntegrityHints, CheckCellMetadata,
+    ]
+    c.Autograde.autograde_preprocessors = [
+        CarryReviewNotes, GuardedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, LimitOutputSize, HideGraderPaths,
+        SaveAutoGrades, FlagForReview, AssignLatePenalties, CheckCellMetadata,
+    ]
+    c.GenerateFeedback.preprocessors = [HideHiddenTests, HideGraderPaths, GetGrades, CSSHTMLHeaderPreprocessor]
+    quiet_known_warnings()
+
+
+def quiet_known_warnings() -> None:
+    """nbgrader 0.9 on SQLAlchemy 2 warns on every gradebook query that ORM relationships overlap
+    (SAWarning, harmless: nbgrader's own models). It buries the messages that matter."""
+    try:
+        from sqlalchemy.exc import SAWarning
+    except ImportError:
+        return
+    warnings.filterwarnings("ignore", category=SAWarning)
+
+
+def _nbgrader(cell) -> dict:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return meta if isinstance(meta, dict) else {}
+
+
+# ---------------------------------------------------------------- 1. sanitising a submission
+
+
+class SanitizeSubmission(NbGraderPreprocessor):
+    """Make a submitted notebook one nbgrader can grade, whatever Jupyter or the student did to it.
+
+    Cells are matched to the assignment by grade id, as nbgrader does. A grade id the assignment
+    does not have, or the second cell with the same grade id (a Jupyter copy of an answer cell,
+    an honest mistake), becomes an ordinary cell the student added: it still runs, in its place.
+    Every recognised cell gets the assignment's own nbgrader metadata (whatever schema version or
+    flags it claimed), and each locked cell its source, as nbgrader would restore it anyway.
+    """
+
+    def preprocess(self, nb, resources):
+        info = resources["nbgrader"]
+        with Gradebook(info["db_url"]) as gradebook:
+            notebook = gradebook.find_notebook(info["notebook"], info["assignment"])
+            source_cells = {cell.name: cell for cell in notebook.source_cells}
+            grades = {cell.name: cell.max_score for cell in notebook.grade_cells}
+            solutions = {cell.name for cell in notebook.solution_cells}
+        report = resources.setdefault("grading_review", [])
+        seen = set()
+        if len(nb.cells) > MAX_CELLS:
+            report.append(f"the notebook has {len(nb.cells)} cells; only the first {MAX_CELLS} were graded")
+            nb.cells = nb.cells[:MAX_CELLS]
+        for cell in nb.cells:
+            cell.setdefault("metadata", NotebookNode())
+            if not isinstance(cell.metadata, dict):
+                cell.metadata = NotebookNode()
+            cell.metadata.pop("attachments", None)
+            cell.pop("attachments", None)
+            if not isinstance(cell.get("source"), str):
+                cell.source = "".join(cell.source) if isinstance(cell.get("source"), list) else ""
+            grade_id = _nbgrader(cell).get("grade_id") if isinstance(_nbgrader(cell).get("grade_id"), str) else None
+            if grade_id in source_cells and grade_id not in seen:
+                seen.add(grade_id)
+                original = source_cells[grade_id]
+                meta = {"grade": grade_id in grades, "grade_id": grade_id, "locked": bool(original.locked),
+                        "solution": grade_id in solutions, "schema_version": NBGRADER_SCHEMA_VERSION}
+                if grade_id in grades:
+                    meta["points"] = grades[grade_id]
+                cell.metadata["nbgrader"] = NotebookNode(meta)
+                if original.locked:
+                    cell.source = original.source  # what OverwriteCells restores, without its warning per cell
+            else:
+                if "nbgrader" in cell.metadata:
+                    self.log.info("cell %r: nbgrader metadata not from this assignment (or a copy), graded as an added cell", grade_id)
+                cell.metadata.pop("nbgrader", None)
+            if cell.cell_type == "code" and len(cell.source) > MAX_CELL_CHARS:
+                report.append(f"a code cell of {len(cell.source)} characters (limit {MAX_CELL_CHARS}) was not run")
+                cell.source = (f"{TOO_LARGE_MARKER}\nraise RuntimeError('this cell has {len(cell.source)} characters, "
+                               f"over the grader\'s limit of {MAX_CELL_CHARS}: it was not run')")
+        return nb, resources
+
+
+class SkipSetupCell(NbGraderPreprocessor):
+    """The Colab/Binder setup cell does nothing where the course is installed, except bind os, sys, ...: not run at grading."""
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code" and _nbgrader(cell).get("grade_id") == SETUP_GRADE_ID:
+            cell.source = "# (the Colab/Binder setup cell is not run at grading: the course is installed)"
+        return cell, resources
+
+
+# ---------------------------------------------------------------- 2. review hints
+
+
+def _is_instructor_cell(cell) -> bool:
+    """After SanitizeSubmission and OverwriteCells, a cell with nbgrader metadata that is not an answer is the instructor's."""
+    meta = _nbgrader(cell)
+    return bool(meta.get("grade_id")) and not meta.get("solution")
+
+
+class IntegrityHints(NbGraderPreprocessor):
+    """Read each cell the student wrote with grading.integrity; keep the findings (reason, line) for FlagForReview.
+
+    Nothing is changed or stopped: an honest answer that looks odd earns what its tests give,
+    and a person reads the hint.
+    """
+
+    def preprocess(self, nb, resources):
+        instructor = [c for c in nb.cells if c.cell_type == "code" and _is_instructor_cell(c)
+                      and _nbgrader(c).get("grade_id") != SETUP_GRADE_ID]
+        protected = {"check_close", "check_shape", "forbidden_calls"}
+        imports: dict[str, str] = {}
+        forbidden_for: dict[str, set[str]] = {}
+        for cell in instructor:
+            protected |= integrity.names_bound_at_top_level(cell.source)
+            imports |= integrity.imports_at_top_level(cell.source)
+            for function, names in integrity.forbidden_by_tests(cell.source).items():
+                forbidden_for.setdefault(function, set()).update(names)
+        answers = set()
+        for cell in nb.cells:
+            if _nbgrader(cell).get("solution"):
+                answers |= integrity.defined_functions(cell.source)
+        hints = resources.setdefault("integrity_hints", {})
+        for cell in nb.cells:
+            if cell.cell_type != "code" or _is_instructor_cell(cell) or cell.source.startswith(TOO_LARGE_MARKER):
+                continue
+            defined = integrity.defined_functions(cell.source)
+            forbidden_here = set().union(*(forbidden_for.get(name, set()) for name in defined))
+            findings = integrity.check_answer(cell.source, protected, forbidden_here, imports, answers)
+            if findings:
+                where = _nbgrader(cell).get("grade_id") or ""  # "": a cell the student added
+                hints.setdefault(where, []).extend(map(str, findings))
+        # nbgrader runs the sanitising and the grading preprocessors as two conversions with fresh
+        # resources: the notes travel in the notebook's metadata (CarryReviewNotes takes them out).
+        nb.metadata[REVIEW_NOTES] = {"hints": hints, "whole": resources.get("grading_review", [])}
+        return nb, resources
+
+
+class CarryReviewNotes(NbGraderPreprocessor):
+    """First of the grading conversion: the notes of the sanitising one, from the notebook's metadata into resources."""
+
+    def preprocess(self, nb, resources):
+        notes = nb.metadata.pop(REVIEW_NOTES, {})
+        resources["integrity_hints"] = dict(notes.get("hints", {}))
+        resources["grading_review"] = list(notes.get("whole", []))
+        return nb, resources
+
+
+def _at_most(reasons: list[str], count: int = 5) -> list[str]:
+    return reasons[:count] + ([f"({len(reasons) - count} more)"] if len(reasons) > count else [])
+
+
+class FlagForReview(NbGraderPreprocessor):
+    """Put what a person should look at in formgrader's "needs manual grade" list, with the reason.
+
+    Scores stay what the tests gave. An exercise whose answer cell has integrity hints gets its
+    tests flagged and the hints as the answer's comment; the whole submission (every test cell)
+    is flagged when a cell was stopped (time limit, dead kernel, too large), a forbidden built-in
+    ran, or a cell the student added has hints.
+    """
+
+    def preprocess(self, nb, resources):
+        info = resources["nbgrader"]
+        hints = resources.get("integrity_hints", {})
+        whole = list(resources.get("grading_review", []))
+        whole += _at_most([f"added cell, {finding}" for finding in hints.get("", [])])
+        for cell in nb.cells:
+            for output in cell.get("outputs", []):
+                if output.get("output_type") != "error":
+                    continue
+                if output.get("ename") == TIMEOUT_ENAME:
+                    whole.append(f"cell {_nbgrader(cell).get('grade_id', '(added)')} hit the time limit")
+                elif output.get("ename") == DEAD_KERNEL_ENAME and not any(reason.startswith("the kernel died") for reason in whole):
+                    whole.append(f"the kernel died at cell {_nbgrader(cell).get('grade_id', '(added)')}")
+                elif FORBIDDEN_MARKER in str(output.get("evalue", "")):
+                    whole.append(f"a forbidden built-in ran in {_nbgrader(cell).get('grade_id', '(added)')}: {output.evalue[:200]}")
+        whole = list(dict.fromkeys(whole))
+        flagged_tests, comments, current = set(), {}, None
+        first_answer = None
+        for cell in nb.cells:
+            meta = _nbgrader(cell)
+            if meta.get("solution"):
+                current = meta["grade_id"]
+                first_answer = first_answer or current
+                if hints.get(current):
+                    comments[current] = "Review hint: " + "; ".join(_at_most(hints[current]))
+            elif meta.get("grade") and (whole or (current and hints.get(current))):
+                flagged_tests.add(meta["grade_id"])
+        if whole and first_answer:
+            comments[first_answer] = "Review the whole submission: " + "; ".join(whole) + (
+                " | " + comments[first_answer] if first_answer in comments else "")
+        resources["flagged_for_review"] = {"tests": sorted(flagged_tests), "comments": comments}
+        if not flagged_tests and not comments:
+            return nb, resources
+        with Gradebook(info["db_url"]) as gradebook:
+            for grade_id in flagged_tests:
+                grade = gradebook.find_grade(grade_id, info["notebook"], info["assignment"], info["student"])
+                grade.needs_manual_grade = True
+            for grade_id, text in comments.items():
+                text = hide_paths(text)
+                try:
+                    comment = gradebook.find_comment(grade_id, info["notebook"], info["assignment"], info["student"])
+                except MissingEntry:
+                    continue
+                comment.auto_comment = text
+            gradebook.db.commit()
+        return nb, resources
+
+
+# ---------------------------------------------------------------- 3. the kernel and its execution
+
+
+class GuardedExecute(Execute):
+    """nbgrader's Execute, with sandboxed kernels (grading/sandbox.py), bounded output, and a dead kernel failing the cells left."""
+
+    max_streamed_bytes = Integer(MAX_STREAMED_BYTES, help="output one cell may send before the rest is dropped").tag(config=True)
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("kernel_manager_class", SandboxedKernelManager)
+        super().__init__(*args, **kwargs)
+        self._kernel_died = False
+        self._streamed = {}
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._kernel_died = False
+        self._streamed = {}
+        return super().preprocess(nb, resources, km)
+
+    def preprocess_cell(self, cell, resources, index):
+        if self._kernel_died:
+            return self._fail(cell, "the kernel had died in an earlier cell, so this cell was not run"), resources
+        try:
+            return super().preprocess_cell(cell, resources, index)
+        except DeadKernelError:
+            self._kernel_died = True
+            return self._fail(cell, "the kernel died while running this cell (it exited, or ran out of memory or CPU time)"), resources
+        except CellTimeoutError:
+            # The interrupt did not stop the cell (it caught KeyboardInterrupt): stop the kernel, grade the rest as dead.
+            self._kill_kernel()
+            self._kernel_died = True
+            cell.outputs.append(NotebookNode(output_type="error", ename=TIMEOUT_ENAME, evalue=TIMEOUT_MESSAGE,
+                                             traceback=[f"{TIMEOUT_ENAME}: {TIMEOUT_MESSAGE}"]))
+            return self._fail(cell, "the cell ignored the interrupt at the time limit, so the kernel was stopped"), resources
+
+    def _kill_kernel(self) -> None:
+        provisioner = getattr(self.km, "provisioner", None)
+        pgid = getattr(provisioner, "pgid", None)
+        if pgid:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def _fail(self, cell, reason: str):
+        if cell.cell_type == "code":
+            cell.outputs.append(NotebookNode(output_type="error", ename=DEAD_KERNEL_ENAME, evalue=reason, traceback=[f"{DEAD_KERNEL_ENAME}: {reason}"]))
+        return cell
+
+    def output(self, outs, msg, display_id, cell_index):
+        """Drop what a cell prints beyond max_streamed_bytes, so a print loop cannot fill the grader's memory."""
+        size = len(str(msg.get("content", "")))
+        total = self._streamed.get(cell_index, 0) + size
+        self._streamed[cell_index] = total
+        if total > self.max_streamed_bytes:
+            if total - size <= self.max_streamed_bytes:
+                outs.append(NotebookNode(output_type="stream", name="stdout", text="\n... output beyond the grader's limit was dropped ...\n"))
+            return None
+        return super().output(outs, msg, display_id, cell_index)
+
+
+class LimitOutputSize(NbGraderPreprocessor):
+    """Cut each text output to MAX_OUTPUT_CHARS (LimitOutput counts lines; one line can be gigabytes)."""
+
+    def preprocess_cell(self, cell, resources, index):
+        for output in cell.get("outputs", []):
+            if "text" in output:
+                output.text = _cut(output.text)
+            if output.get("output_type") == "error":
+                output.evalue = _cut(output.evalue)
+                output.traceback = [_cut(line) for line in output.traceback]
+            for mime, value in output.get("data", {}).items():
+                if isinstance(value, str) and len(value) > MAX_OUTPUT_CHARS:
+                    output.data[mime] = _cut(value) if mime.startswith("text/plain") else "(output too large, dropped)"
+        return cell, resources
+
+
+def _cut(text: str) -> str:
+    if len(text) <= MAX_OUTPUT_CHARS:
+        return text
+    return text[:MAX_OUTPUT_CHARS] + f"\n... output truncated ({len(text)} characters) ..."
+
+
+# ---------------------------------------------------------------- 5. what the feedback shows
+
+
+class HideHiddenTests(NbGraderPreprocessor):
+    """In the feedback, replace the hidden part of each test cell and reduce its errors to their message.
+
+    A traceback through a hidden test prints its code line by line, so clearing the source is not enough.
+    """
+
+    begin = "### BEGIN HIDDEN TESTS"
+    end = "### END HIDDEN TESTS"
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type != "code" or self.begin not in cell.source:
+            return cell, resources
+        kept, hiding = [], False
+        for line in cell.source.splitlines():
+            if line.strip().startswith(self.begin):
+                hiding = True
+                kept.append("# (hidden tests: not shown)")
+            elif line.strip().startswith(self.end):
+                hiding = False
+            elif not hiding:
+                kept.append(line)
+        cell.source = "\n".join(kept)
+        for output in cell.outputs:
+            if output.output_type == "error":
+                output.traceback = [f"{output.ename}: {output.evalue}"]
+        return cell, resources
+
+    def preprocess(self, nb, resources):
+        """Also drop any output that quotes a hidden test (``print(In)``, a traceback, an inspect call)."""
+        hidden = set()
+        for cell in nb.cells:
+            if cell.cell_type == "code" and self.begin in cell.source:
+                inside = cell.source.split(self.begin, 1)[1].split(self.end, 1)[0]
+                hidden |= {line.strip() for line in inside.splitlines() if len(line.strip()) >= 12 and not line.strip().startswith("#")}
+        nb, resources = super().preprocess(nb, resources)
+        if hidden:
+            for cell in nb.cells:
+                for output in cell.get("outputs", []):
+                    text = json.dumps(output)
+                    if any(json.dumps(line)[1:-1] in text for line in hidden):
+                        output.clear()
+                        output.update(output_type="stream", name="stdout", text="(output not shown: it quotes the hidden tests)\n")
+        return nb, resources
+
+
+class HideGraderPaths(NbGraderPreprocessor):
+    """Replace the grader's absolute paths in outputs (tracebacks name the files they pass through)
+    by short labels: ``<python>`` for the environment, ``<course>`` for the repository, ``<kernel>`` for the sandbox's scratch folder."""
+
+    def preprocess_cell(self, cell, resources, index):
+        for output in cell.get("outputs", []):
+            if "text" in output:
+                output.text = hide_paths(output.text)
+            if output.get("output_type") == "error":
+                output.evalue = hide_paths(output.evalue)
+                output.traceback = [hide_paths(line) for line in output.traceback]
+        return cell, resources
+
+
+def _path_labels() -> list[tuple[re.Pattern, str]]:
+    labels = [(re.escape(path) + "/?", label) for path, label in (
+        (sys.prefix, "<python>/"), (sys.base_prefix, "<python>/"), (str(REPO), "<course>/"))]
+    labels.append((r"/tmp/grading-kernel-[A-Za-z0-9_]+/?", "<kernel>/"))
+    return [(re.compile(pattern), label) for pattern, label in sorted(labels, key=lambda p: -len(p[0]))]
+
+
+_LABELS = _path_labels()
+
+
+def hide_paths(text: str) -> str:
+    for pattern, label in _LABELS:
+        text = pattern.sub(label, text)
+    return text

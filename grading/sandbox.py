@@ -1,0 +1,242 @@
+"""The kernel that runs a student's notebook, inside a bubblewrap sandbox.
+
+nbgrader runs a submission through nbclient, which starts a Jupyter kernel with a kernel
+manager; ``SandboxedKernelManager`` (set as the kernel manager of nbgrader's Execute in
+grading/config.py, so ``nbgrader autograde`` stays the instructor's command) starts that
+kernel under ``bwrap`` (Debian package ``bubblewrap``). What the kernel sees:
+
+* the filesystem read-only; writable only a fresh scratch folder (its working directory,
+  which holds nothing but the kernel's connection file: files submitted beside a notebook are
+  never importable, since the working directory comes first on ``sys.path``);
+* no course folder (gradebook, submissions, other students), no repository (``solutions/``,
+  ``_build/``, ``_grading/``, ``grading/``) except the read-only ``course/`` package and
+  ``data/`` that the exercises import, no home folders, no ``/var``, ``/opt``, an empty
+  read-only ``/tmp``, and none of the files under ``/etc`` that not everyone may read;
+* no network (its own network namespace; the kernel talks to the grader over Unix sockets
+  in the scratch folder, Jupyter's ``ipc`` transport), its own PID, IPC and UTS namespaces:
+  it cannot see or signal the grader, and everything it starts dies with it;
+* a minimal environment (no variables of the grader's but ``PATH``, the locale and
+  ``COURSE_PROFILE``), user "nobody" in a user namespace of its own, without capabilities;
+* resource limits (``KERNEL_LIMITS``): memory, file size, CPU time, open files; and processes
+  and threads (``MAX_PROCESSES``) through a "pids" control group where the grader may make one.
+
+The grader itself enforces what the kernel may send back (grading/config.py: output caps,
+per-cell timeout).
+"""
+
+import asyncio
+import atexit
+import os
+import random
+import resource
+import signal
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import Bool, List, Unicode
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Limits on the sandboxed kernel (each process in it), applied just before bwrap starts.
+KERNEL_LIMITS = {
+    "RLIMIT_AS": 6 * 2**30,  # address space; torch needs about 1.5 GiB of it just to import
+    "RLIMIT_FSIZE": 64 * 2**20,  # the largest file the kernel may write
+    "RLIMIT_CPU": 900,  # seconds of CPU per process, a backstop to the per-cell timeout
+    "RLIMIT_CORE": 0,
+    "RLIMIT_NOFILE": 1024,
+}
+# Processes and threads of one kernel (torch and ipykernel need a few dozen threads), through a
+# "pids" control group where the grader may create one (as root, cgroup v1 or delegated v2).
+MAX_PROCESSES = 256
+SANDBOX_UID = 65534  # the kernel's user inside its user namespace ("nobody"), with no capabilities
+KEPT_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "COURSE_PROFILE", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+# Scratch folders and control groups of this grader's kernels not yet removed: a kernel that
+# died or was killed may skip the kernel manager's cleanup, so what is left goes at exit.
+_LEFTOVERS: set[Path] = set()
+
+
+@atexit.register
+def _remove_leftovers() -> None:
+    for path in sorted(_LEFTOVERS, key=lambda p: str(p).startswith("/sys")):
+        if str(path).startswith("/sys"):
+            try:
+                path.rmdir()
+            except OSError:
+                pass
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+class SandboxUnavailable(RuntimeError):
+    pass
+
+
+def bwrap_path() -> str:
+    path = shutil.which("bwrap")
+    if path is None:
+        raise SandboxUnavailable(
+            "bubblewrap (`bwrap`) is not installed: the grader runs student notebooks only inside it. "
+            "Install it (Debian/Ubuntu: `apt-get install bubblewrap`)."
+        )
+    return path
+
+
+def hidden_paths(course_root: Path, extra=()) -> list[Path]:
+    """Folders the kernel must not see: replaced by empty read-only folders in the sandbox."""
+    candidates = [Path("/tmp"), Path("/var"), Path("/home"), Path("/root"), Path("/mnt"), Path("/media"), Path("/srv"),
+                  Path("/boot"), Path("/opt"), REPO.parent, REPO, course_root.resolve(), *extra]
+    paths = []
+    for path in candidates:
+        if path.exists() and path != Path("/") and path not in paths:
+            paths.append(path)
+    return sorted(paths, key=lambda p: len(p.parts))  # a parent before what lies inside it
+
+
+def private_system_files() -> list[Path]:
+    """Files under /etc that not everyone may read (/etc/shadow, host keys): the kernel's user maps to
+    the grader's, so it could read what the grader's user owns; they are replaced by empty files."""
+    private = []
+    for root, folders, files in os.walk("/etc"):
+        for name in files + folders:
+            path = Path(root) / name
+            try:
+                if not path.is_symlink() and not path.stat().st_mode & 0o004:
+                    private.append(path)
+            except OSError:
+                continue
+        folders[:] = [f for f in folders if (Path(root) / f) not in private]
+    return private
+
+
+def exposed_paths() -> list[Path]:
+    """What the kernel may read inside the hidden folders: Python (the environment), the course package, its data."""
+    paths = [Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), REPO / "course", REPO / "data"]
+    return [p for p in dict.fromkeys(paths) if p.exists()]
+
+
+def bwrap_command(kernel_cmd: list[str], scratch: Path, course_root: Path, extra_hidden=()) -> list[str]:
+    command = [bwrap_path(), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    hidden = hidden_paths(course_root, extra_hidden)
+    for path in hidden:
+        command += ["--tmpfs", str(path)]
+    for path in exposed_paths():
+        if any(path == h or h in path.parents for h in hidden):
+            command += ["--ro-bind", str(path), str(path)]
+    for path in private_system_files():
+        command += ["--tmpfs", str(path)] if path.is_dir() else ["--ro-bind", "/dev/null", str(path)]
+    command += ["--bind", str(scratch), str(scratch)]
+    for path in hidden:
+        command += ["--remount-ro", str(path)]
+    command += ["--unshare-all", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--die-with-parent", "--chdir", str(scratch), "--clearenv"]
+    environment = {name: os.environ[name] for name in KEPT_ENVIRONMENT if name in os.environ}
+    environment |= {"HOME": str(scratch), "MPLCONFIGDIR": str(scratch / ".matplotlib"), "MPLBACKEND": "agg",
+                    "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1"}
+    for name, value in environment.items():
+        command += ["--setenv", name, value]
+    return command + ["--", *kernel_cmd]
+
+
+def _pids_cgroup_parents() -> list[Path]:
+    parents = [Path("/sys/fs/cgroup/pids")]  # cgroup v1
+    try:  # cgroup v2: below our own group, where the pids controller is delegated to children
+        own = next(line[3:] for line in Path("/proc/self/cgroup").read_text().splitlines() if line.startswith("0::"))
+        unified = Path("/sys/fs/cgroup") / own.strip().lstrip("/")
+        if "pids" in (unified / "cgroup.subtree_control").read_text().split():
+            parents.append(unified)
+    except (OSError, StopIteration):
+        pass
+    return [parent for parent in parents if (parent / "cgroup.procs").exists()]
+
+
+def pids_cgroup() -> Path | None:
+    """A fresh "pids" control group limited to MAX_PROCESSES, or None where the grader may not create one."""
+    name = f"grading-kernel-{os.getpid()}-{random.randrange(10**9)}"
+    for parent in _pids_cgroup_parents():
+        group = parent / name
+        try:
+            group.mkdir()
+            (group / "pids.max").write_text(str(MAX_PROCESSES))
+            return group
+        except OSError:
+            try:
+                group.rmdir()
+            except OSError:
+                pass
+    return None
+
+
+def limit_kernel(cgroup: Path | None):
+    """Popen's preexec_fn: join the kernel's control group, apply KERNEL_LIMITS."""
+
+    def apply() -> None:
+        # Jupyter interrupts a kernel with SIGINT to its process group, bwrap included: bwrap must
+        # survive it (the kernel installs its own handler while it runs a cell).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if cgroup is not None:
+            (cgroup / "cgroup.procs").write_text(str(os.getpid()))
+        for name, soft in KERNEL_LIMITS.items():
+            limit = getattr(resource, name)
+            _, hard = resource.getrlimit(limit)
+            if hard != resource.RLIM_INFINITY:
+                soft = min(soft, hard)
+            resource.setrlimit(limit, (soft, soft if name != "RLIMIT_CPU" else hard))
+
+    return apply
+
+
+class SandboxedKernelManager(AsyncKernelManager):
+    """A kernel manager whose kernels run in bubblewrap, talking to the grader over Unix sockets."""
+
+    sandbox = Bool(True, help="run the kernel in bubblewrap; False only for debugging the grader itself").tag(config=True)
+    course_root = Unicode("", help="the course folder hidden from the kernel (default: the working directory)").tag(config=True)
+    extra_hidden = List(Unicode(), help="more folders the kernel must not see").tag(config=True)
+
+    _scratch: Path | None = None
+    _cgroup: Path | None = None
+
+    async def _async_pre_start_kernel(self, **kw):
+        if not self.sandbox:
+            return await super()._async_pre_start_kernel(**kw)
+        bwrap_path()  # fail early, with the reason, where bubblewrap is missing
+        self._scratch = Path(tempfile.mkdtemp(prefix="grading-kernel-"))
+        _LEFTOVERS.add(self._scratch)
+        self.transport = "ipc"
+        self.connection_file = str(self._scratch / "kernel.json")
+        self.ip = str(self._scratch / "kernel")
+        return await super()._async_pre_start_kernel(**kw)
+
+    async def _async_launch_kernel(self, kernel_cmd, **kw):
+        if not self.sandbox:
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
+        self._cgroup = pids_cgroup()
+        if self._cgroup is not None:
+            _LEFTOVERS.add(self._cgroup)
+        if self._cgroup is None:
+            self.log.warning("no pids control group available: the kernel's number of processes is not limited")
+        course_root = Path(self.course_root or os.getcwd())
+        command = bwrap_command(list(kernel_cmd), self._scratch, course_root, [Path(p) for p in self.extra_hidden])
+        kw["cwd"] = str(self._scratch)
+        kw["env"] = {}
+        kw["preexec_fn"] = limit_kernel(self._cgroup)
+        return await super()._async_launch_kernel(command, **kw)
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        if self._scratch is not None and not restart:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            _LEFTOVERS.discard(self._scratch)
+            self._scratch = None
+        if self._cgroup is not None and not restart:
+            for _ in range(50):  # the kernel's processes are gone a moment after it is killed
+                try:
+                    self._cgroup.rmdir()
+                    _LEFTOVERS.discard(self._cgroup)
+                    break
+                except OSError:
+                    await asyncio.sleep(0.1)
+            self._cgroup = None
