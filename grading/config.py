@@ -12,8 +12,12 @@ own preprocessors, grading adds (guide/instructors.md explains each):
    not run at grading (the course is installed in the sandbox; it only bound os, sys, ...).
 3. ``IntegrityHints``: the static reading of grading/integrity.py, as review hints with reason
    and line. It never changes or stops a cell.
-4. ``GuardedExecute``: nbgrader's Execute in a bubblewrap sandbox (grading/sandbox.py), with a
-   per-cell timeout, a cap on what a cell may send, and a dead kernel failing the cells left.
+4. ``ReferenceReports``, ``GuardedExecute``, ``CompareReports``: the verdicts, reached outside
+   the student's process (grading/reports.py). The reference solution's reports per test cell
+   (one sandboxed run of the source notebook, cached); nbgrader's Execute in a bubblewrap sandbox
+   (grading/sandbox.py), with a per-cell timeout, a cap on what a cell may send, a dead kernel
+   failing the cells left, and each test cell's reports read back right after it; then each
+   report compared in the grader with the reference's, a difference failing the cell.
 5. ``LimitOutputSize``, ``FlagForReview``: outputs cut before they reach the files; the tests of
    an exercise with hints, or the whole submission when a cell was stopped (timeout, dead
    kernel, too large) or a forbidden built-in ran, marked "needs manual grade" with the reason.
@@ -27,6 +31,9 @@ import re
 import signal
 import sys
 import warnings
+from pathlib import Path
+
+import nbformat
 
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
@@ -46,12 +53,12 @@ from nbgrader.preprocessors import (
     SaveAutoGrades,
 )
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
-from traitlets import Integer
+from traitlets import Integer, Unicode
 
 from course.checks import FORBIDDEN_MARKER
-from grading import integrity
+from grading import integrity, reports
 from grading.assignments import NBGRADER_SCHEMA_VERSION, SETUP_GRADE_ID
-from grading.sandbox import REPO, SandboxedKernelManager
+from grading.sandbox import REPO, REPORTS_FOLDER, SandboxedKernelManager
 
 CELL_TIMEOUT_S = 120  # nbgrader's default of 30 s is too short for a slow laptop; no exercise cell needs more
 MAX_OUTPUT_LINES = 200  # per cell, kept in the graded notebook and the feedback
@@ -82,7 +89,7 @@ def configure_grading(c) -> None:
         IntegrityHints, CheckCellMetadata,
     ]
     c.Autograde.autograde_preprocessors = [
-        CarryReviewNotes, GuardedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, LimitOutputSize, HideGraderPaths,
+        CarryReviewNotes, ReferenceReports, GuardedExecute, CompareReports, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, LimitOutputSize, HideGraderPaths,
         SaveAutoGrades, FlagForReview, AssignLatePenalties, CheckCellMetadata,
     ]
     c.GenerateFeedback.preprocessors = [HideHiddenTests, HideGraderPaths, GetGrades, CSSHTMLHeaderPreprocessor]
@@ -289,6 +296,34 @@ class FlagForReview(NbGraderPreprocessor):
 # ---------------------------------------------------------------- 3. the kernel and its execution
 
 
+class ReferenceReports(NbGraderPreprocessor):
+    """Before the student's notebook runs: what the reference solution reports in each graded test cell (grading/reports.py).
+
+    Computed once per source notebook by running it in a sandboxed kernel of its own, and cached
+    in ``cache_directory`` (default: ``_grading/reference_reports`` in the course folder).
+    """
+
+    cache_directory = Unicode("", help="where the reference runs' results are kept (default: <course>/_grading/reference_reports)").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        from nbgrader.coursedir import CourseDirectory
+
+        info = resources["nbgrader"]
+        coursedir = CourseDirectory(config=self.config)
+        source = Path(coursedir.format_path(coursedir.source_directory, ".", info["assignment"])) / f"{info['notebook']}.ipynb"
+        if source.is_file():
+            notebook = nbformat.read(source, as_version=4)
+        elif (REPO / "solutions" / f"{info['assignment']}.py").is_file():
+            from grading.assignments import nbgrader_notebook
+
+            notebook = nbgrader_notebook(REPO / "solutions" / f"{info['assignment']}.py")
+        else:
+            raise RuntimeError(f"no source notebook for {info['assignment']} ({source}): the hidden tests have nothing to compare with")
+        cache = Path(self.cache_directory or Path(coursedir.root) / "_grading" / "reference_reports")
+        resources["reference_reports"] = reports.reference_reports(notebook, cache, log=self.log, skip={SETUP_GRADE_ID})
+        return nb, resources
+
+
 class GuardedExecute(Execute):
     """nbgrader's Execute, with sandboxed kernels (grading/sandbox.py), bounded output, and a dead kernel failing the cells left."""
 
@@ -303,13 +338,35 @@ class GuardedExecute(Execute):
     def preprocess(self, nb, resources=None, km=None):
         self._kernel_died = False
         self._streamed = {}
+        self._reader = reports.ReportReader()
+        if resources is not None:
+            resources["student_reports"] = {}
         return super().preprocess(nb, resources, km)
+
+    @staticmethod
+    def _expected_reports(cell, resources) -> list[str]:
+        """The names the reference reported in this graded test cell (none for other cells)."""
+        meta = _nbgrader(cell)
+        if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
+            return []
+        return sorted((resources or {}).get("reference_reports", {}).get(meta.get("grade_id"), {}))
+
+    def _reports_folder(self) -> Path:
+        scratch = getattr(self.km, "_scratch", None)
+        return Path(scratch) / REPORTS_FOLDER if scratch else Path("/nonexistent")
 
     def preprocess_cell(self, cell, resources, index):
         if self._kernel_died:
             return self._fail(cell, "the kernel had died in an earlier cell, so this cell was not run"), resources
+        expected = self._expected_reports(cell, resources)
+        if expected:
+            reports.remove_reports(self._reports_folder(), expected)
         try:
-            return super().preprocess_cell(cell, resources, index)
+            cell, resources = super().preprocess_cell(cell, resources, index)
+            if expected:  # read at once: nothing the kernel does later changes what this cell reported
+                found = self._reader.read(self._reports_folder(), expected)
+                resources.setdefault("student_reports", {})[_nbgrader(cell)["grade_id"]] = found
+            return cell, resources
         except DeadKernelError:
             self._kernel_died = True
             return self._fail(cell, "the kernel died while running this cell (it exited, or ran out of memory or CPU time)"), resources
@@ -345,6 +402,36 @@ class GuardedExecute(Execute):
                 outs.append(NotebookNode(output_type="stream", name="stdout", text="\n... output beyond the grader's limit was dropped ...\n"))
             return None
         return super().output(outs, msg, display_id, cell_index)
+
+
+class CompareReports(NbGraderPreprocessor):
+    """After the student's notebook ran: each graded test cell's reports against the reference's, in the grader's process.
+
+    A result missing, of another shape or dtype, outside the reference's tolerance, or a bound
+    not met fails the cell: an error output names the result and how far off it is (never the
+    reference's values), so nbgrader scores the cell 0 and the feedback says why. A cell that
+    already failed stays failed. Nothing the kernel decided enters here but its reports' values.
+    """
+
+    def preprocess(self, nb, resources):
+        expected = resources.get("reference_reports", {})
+        found = resources.get("student_reports", {})
+        for cell in nb.cells:
+            meta = _nbgrader(cell)
+            grade_id = meta.get("grade_id")
+            if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution") or not expected.get(grade_id):
+                continue
+            if any(output.get("output_type") == "error" for output in cell.get("outputs", [])):
+                continue
+            values = found.get(grade_id, {})
+            problems = [reports.verdict(name, reference, values.get(name)) for name, reference in sorted(expected[grade_id].items())]
+            problems = [problem for problem in problems if problem]
+            if problems:
+                missing = all(values.get(name) is None for name in expected[grade_id])
+                ename = reports.ENAME_MISSING if missing else reports.ENAME_DIFFERS
+                evalue = "; ".join(_at_most(problems, 3))
+                cell.outputs.append(NotebookNode(output_type="error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"]))
+        return nb, resources
 
 
 class LimitOutputSize(NbGraderPreprocessor):

@@ -16,7 +16,8 @@ kernel under ``bwrap`` (Debian package ``bubblewrap``). What the kernel sees:
   in the scratch folder, Jupyter's ``ipc`` transport), its own PID, IPC and UTS namespaces:
   it cannot see or signal the grader, and everything it starts dies with it;
 * a minimal environment (no variables of the grader's but ``PATH``, the locale and
-  ``COURSE_PROFILE``), user "nobody" in a user namespace of its own, without capabilities;
+  ``COURSE_PROFILE``; ``COURSE_REPORTS_DIR`` names the scratch folder's ``reports/``, where the
+  hidden tests' results are written for the grader to compare: grading/reports.py), user "nobody" in a user namespace of its own, without capabilities;
 * resource limits (``KERNEL_LIMITS``): memory, file size, CPU time, open files; and processes
   and threads (``MAX_PROCESSES``) through a "pids" control group where the grader may make one.
 
@@ -37,6 +38,10 @@ from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Bool, List, Unicode
+
+from course.checks import REPORTS_ENVIRONMENT
+
+REPORTS_FOLDER = "reports"  # in the scratch folder: the results the hidden tests hand to the grader (grading/reports.py)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -135,7 +140,8 @@ def bwrap_command(kernel_cmd: list[str], scratch: Path, course_root: Path, extra
     command += ["--unshare-all", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--die-with-parent", "--chdir", str(scratch), "--clearenv"]
     environment = {name: os.environ[name] for name in KEPT_ENVIRONMENT if name in os.environ}
     environment |= {"HOME": str(scratch), "MPLCONFIGDIR": str(scratch / ".matplotlib"), "MPLBACKEND": "agg",
-                    "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1"}
+                    "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1",
+                    REPORTS_ENVIRONMENT: str(scratch / REPORTS_FOLDER)}
     for name, value in environment.items():
         command += ["--setenv", name, value]
     return command + ["--", *kernel_cmd]
@@ -205,6 +211,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         bwrap_path()  # fail early, with the reason, where bubblewrap is missing
         self._scratch = Path(tempfile.mkdtemp(prefix="grading-kernel-"))
         _LEFTOVERS.add(self._scratch)
+        (self._scratch / REPORTS_FOLDER).mkdir()  # where course.checks.report writes the hidden tests' results
         self.transport = "ipc"
         self.connection_file = str(self._scratch / "kernel.json")
         self.ip = str(self._scratch / "kernel")

@@ -95,13 +95,24 @@ check_close(weights.sum(-1), torch.ones(2, 3), "each row of masked_softmax(score
 nothing = torch.zeros(1, 5, dtype=torch.bool)
 check_close(masked_softmax(scores, nothing), torch.zeros(2, 3, 5), "a fully masked row must be all zeros")
 print("Exercise 1: visible tests passed.")
+### BEGIN HIDDEN TESTS
+# The same checks on the grader's own inputs; the grader compares the results with the reference's, outside this notebook.
+from course.checks import report
+
+generator = torch.Generator().manual_seed(30)
+scores = torch.randn(2, 3, 5, generator=generator)
+report("masked_softmax/visible/plain", masked_softmax(scores))
+report("masked_softmax/visible/dim1", masked_softmax(scores, dim=1))
+report("masked_softmax/visible/huge", masked_softmax(torch.tensor([[1000.0, 999.0, -1000.0]])))
+report("masked_softmax/visible/masked", masked_softmax(scores, torch.tensor([[True, True, False, False, True]])))
+report("masked_softmax/visible/all_masked", masked_softmax(scores, torch.zeros(1, 5, dtype=torch.bool)))
+### END HIDDEN TESTS
 
 # %% tests="masked_softmax_hidden" points=2
 # Hidden tests, run when the notebook is graded: random shapes and axes, float32 and float64,
 # random masks, extreme scores, and no call to a built-in softmax.
 ### BEGIN HIDDEN TESTS
-from course.attention import masked_softmax as reference_masked_softmax
-from course.checks import forbidden_calls
+from course.checks import forbidden_calls, report
 
 generator = torch.Generator().manual_seed(31)
 for dtype in (torch.float32, torch.float64):
@@ -114,13 +125,14 @@ for dtype in (torch.float32, torch.float64):
         ):
             got_plain = masked_softmax(scores, dim=dim)
             got_masked = masked_softmax(scores, mask, dim=dim)
-        check_close(got_plain, reference_masked_softmax(scores, dim=dim), f"softmax {dtype} {shape} dim={dim}", atol=1e-6)
-        check_close(got_masked, reference_masked_softmax(scores, mask, dim=dim), f"masked {dtype} {shape} dim={dim}", atol=1e-6)
+        case = f"{dtype}/{shape}/dim={dim}"
+        report(f"masked_softmax/hidden/plain/{case}", got_plain, atol=1e-6)
+        report(f"masked_softmax/hidden/masked/{case}", got_masked, atol=1e-6)
 
 extreme = torch.tensor([[3e4, -3e4, 2e4], [-1e30, -1e30, -1e30]], dtype=torch.float64)
-check_close(masked_softmax(extreme), reference_masked_softmax(extreme), "extreme scores", atol=1e-9)
+report("masked_softmax/hidden/extreme", masked_softmax(extreme), atol=1e-9)
 row_mask = torch.tensor([[False, False, False], [True, False, True]])
-check_close(masked_softmax(extreme, row_mask), reference_masked_softmax(extreme, row_mask), "extreme + masks", atol=1e-9)
+report("masked_softmax/hidden/extreme_masked", masked_softmax(extreme, row_mask), atol=1e-9)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -169,25 +181,29 @@ assert isinstance(got, torch.Tensor) and got.dtype == torch.bool, "causal_mask m
 check_close(got.float(), expected.float(), "causal_mask(3), as 0/1",
             hint=f"row i is query i, column j key j: True where j <= i. Expected\n{expected.int()}\ngot\n{got.int()}")
 print("Exercise 2: visible tests passed.")
+### BEGIN HIDDEN TESTS
+from course.checks import report
+
+report("masks/visible/padding", padding_mask(torch.tensor([2, 4, 1])))
+report("masks/visible/padding_max_len", padding_mask(torch.tensor([3, 1]), 5))
+report("masks/visible/causal", causal_mask(3))
+report("masks/visible/causal4", causal_mask(4))
+### END HIDDEN TESTS
 
 # %% tests="masks_hidden" points=2
 # Hidden tests, run when the notebook is graded: random lengths and sizes, no torch.tril/triu.
 ### BEGIN HIDDEN TESTS
-from course.attention import causal_mask as reference_causal_mask
-from course.attention import padding_mask as reference_padding_mask
-from course.checks import forbidden_calls
+from course.checks import forbidden_calls, report
 
 generator = torch.Generator().manual_seed(32)
 for batch in (1, 5, 9):
     lengths = torch.randint(1, 12, (batch,), generator=generator)
     for max_len in (None, 15):
-        got = padding_mask(lengths, max_len)
-        want = reference_padding_mask(lengths, max_len)
-        assert got.dtype == torch.bool and torch.equal(got, want), f"padding_mask({lengths.tolist()}, {max_len})"
+        report(f"masks/hidden/padding/batch={batch}/max_len={max_len}", padding_mask(lengths, max_len))
 for size in (1, 2, 7, 33):
     with forbidden_calls((torch, "tril"), (torch, "triu"), (torch.Tensor, "tril"), (torch.Tensor, "triu")):
         got = causal_mask(size)
-    assert got.dtype == torch.bool and torch.equal(got, reference_causal_mask(size)), f"causal_mask({size})"
+    report(f"masks/hidden/causal/{size}", got)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -233,14 +249,23 @@ check_close(weights, F.scaled_dot_product_attention(q, k, one_hot, attn_mask=key
 assert (weights[..., ~key_mask] == 0).all(), "masked keys must get exactly zero weight"
 check_close(outputs, F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask), "masked outputs vs torch")
 print("Exercise 3: visible tests passed.")
+### BEGIN HIDDEN TESTS
+from course.checks import report
+
+generator = torch.Generator().manual_seed(34)
+q, k, v = (torch.randn(2, 4, 8, generator=generator), torch.randn(2, 6, 8, generator=generator),
+           torch.randn(2, 6, 3, generator=generator))
+for label, this_mask in (("plain", None), ("key_mask", torch.tensor([True, True, True, False, False, True]))):
+    outputs, weights = scaled_dot_product_attention(q, k, v, this_mask)
+    report(f"attention/visible/{label}/outputs", outputs)
+    report(f"attention/visible/{label}/weights", weights)
+### END HIDDEN TESTS
 
 # %% tests="attention_hidden" points=3
 # Hidden tests, run when the notebook is graded: leading batch dimensions, float32 and float64,
 # random and causal masks, huge activations, and no call to a built-in attention.
 ### BEGIN HIDDEN TESTS
-from course.attention import causal_mask as reference_causal_mask
-from course.attention import scaled_dot_product_attention as reference_attention
-from course.checks import forbidden_calls
+from course.checks import forbidden_calls, report
 
 generator = torch.Generator().manual_seed(33)
 for dtype, atol in ((torch.float32, 1e-5), (torch.float64, 1e-10)):
@@ -249,17 +274,17 @@ for dtype, atol in ((torch.float32, 1e-5), (torch.float64, 1e-10)):
         k = torch.randn(*leading, tk, d, generator=generator, dtype=dtype)
         v = torch.randn(*leading, tk, dv, generator=generator, dtype=dtype)
         mask = torch.rand(*leading, tq, tk, generator=generator) > 0.3
-        for this_mask in (None, mask):
+        for label, this_mask in (("plain", None), ("masked", mask)):
             with forbidden_calls((F, "scaled_dot_product_attention"), (torch.nn, "MultiheadAttention")):
                 got_out, got_w = scaled_dot_product_attention(q, k, v, this_mask)
-            want_out, want_w = reference_attention(q, k, v, this_mask)
-            check_close(got_w, want_w, f"weights {dtype} {tuple(q.shape)}", atol=atol)
-            check_close(got_out, want_out, f"outputs {dtype} {tuple(q.shape)}", atol=atol)
+            case = f"{dtype}/{tuple(q.shape)}/{label}"
+            report(f"attention/hidden/weights/{case}", got_w, atol=atol)
+            report(f"attention/hidden/outputs/{case}", got_out, atol=atol)
 
 # causal self-attention with huge activations: no NaN, and the first query sees only itself
 x = 1e3 * torch.randn(2, 5, 32, generator=generator)
-got_out, got_w = scaled_dot_product_attention(x, x, x, reference_causal_mask(5))
-want_out, want_w = reference_attention(x, x, x, reference_causal_mask(5))
-check_close(got_w, want_w, "causal weights with huge scores", atol=1e-5)
-check_close(got_out, want_out, "causal outputs with huge scores", atol=1e-2, rtol=1e-4)
+causal = torch.arange(5)[None, :] <= torch.arange(5)[:, None]
+got_out, got_w = scaled_dot_product_attention(x, x, x, causal)
+report("attention/hidden/causal_huge/weights", got_w, atol=1e-5)
+report("attention/hidden/causal_huge/outputs", got_out, atol=1e-2, rtol=1e-4)
 ### END HIDDEN TESTS

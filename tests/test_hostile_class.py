@@ -10,10 +10,14 @@ notebook nbgrader cannot read is listed with the reason while every other studen
 the gradebook and the grader's files are unchanged by what the kernels did, nothing is
 written outside, and no feedback quotes a hidden test or a solution.
 
-Cheats that work inside the kernel's own Python (rebinding the checking helpers, a tensor
-subclass that makes comparisons agree) are flagged, but still earn what the in-kernel tests
-give: their "deserved score" tests are strict xfails until the checks leave the student's
-process (guide/instructors.md, "What is left").
+Every point of a test cell is decided outside the student's process (grading/reports.py): the
+hidden blocks only hand the student's results to the grader, which compares them with the
+reference run's. So cheats that work inside the kernel's own Python (rebinding the checking
+helpers, a tensor subclass that makes comparisons agree) earn only what their work deserves,
+and so do cheats against that channel itself: fake report files with the right names (wrong
+values, pickled objects, a zip bomb, a lying header, links to the grader's files, a FIFO),
+``report`` rebound, the reports rewritten after the test cell, the hidden test's frames read.
+The grader never unpickles, never reads more than its cap, never follows a link.
 """
 
 import csv
@@ -31,7 +35,8 @@ from grading.assignments import REPO, nbgrader_command, nbgrader_notebook, write
 
 ASSIGNMENT = "ch03_attention"
 TIMEOUT_S = 40  # per cell in this course (the real course uses 120 s): keeps the endless loops cheap, with margin for a busy machine
-HIDDEN_TEXT = ("reference_masked_softmax", "torch.Generator().manual_seed(31)", "reference_attention(q, k, v")
+HIDDEN_TEXT = ("torch.Generator().manual_seed(31)", 'report(f"masked_softmax/hidden/plain/{case}"', "causal = torch.arange(5)[None, :]")
+UNPICKLED_MARKER = Path("/tmp/unpickled_by_the_grader")
 GRADER_FILES = [REPO / "course" / "checks.py", REPO / "course" / "attention.py", REPO / "grading" / "config.py"]
 
 
@@ -96,6 +101,96 @@ except OSError as error:
     print("processes:", len(children), type(error).__name__)
 """
 
+# The report channel itself, attacked. Each rebinds ``report`` (which every hidden block imports
+# from course.checks) for the masked_softmax results only, and answers masked_softmax wrongly.
+REPORT_FOR_SOFTMAX = """
+import course.checks
+_real_report = course.checks.report
+
+def report(name, value, **kwargs):
+    if not name.startswith("masked_softmax/"):
+        return _real_report(name, value, **kwargs)
+    FAKE
+course.checks.report = report
+"""
+
+FAKE_REPORTS = REPORT_FOR_SOFTMAX.replace("    FAKE", """    import io, os, zipfile
+    import numpy as np
+    folder = os.environ["COURSE_REPORTS_DIR"]
+    path = os.path.join(folder, course.checks.report_file_name(name))
+    kind = sum(map(ord, name)) % 6
+    shape = tuple(value.shape)
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("touch UNPICKLED",))
+
+    if kind == 0:  # the right name and shape, made-up values
+        np.savez(path, name=np.array(name), value=np.full(shape, 0.5, dtype=value.numpy().dtype))
+    elif kind == 1:  # a pickled object array: unpickling it would run a command in the grader
+        np.savez(path, name=np.array(name), value=np.array([Payload()], dtype=object))
+    elif kind == 2:  # a zip bomb: 1 GiB of zeros in a small file
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            buffer = io.BytesIO(); np.save(buffer, np.array(name)); archive.writestr("name.npy", buffer.getvalue())
+            with archive.open("value.npy", "w", force_zip64=True) as member:
+                header = io.BytesIO()
+                np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (2**28,)})
+                member.write(header.getvalue())
+                for _ in range(2**10):
+                    member.write(bytes(2**20))
+    elif kind == 3:  # a header that claims 10**12 values
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (10**12,)})
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("value.npy", header.getvalue() + bytes(64))
+            buffer = io.BytesIO(); np.save(buffer, np.array(name)); archive.writestr("name.npy", buffer.getvalue())
+    elif kind == 4:  # a link to the grader's gradebook, or to a system file
+        os.symlink("COURSE/gradebook.db" if len(name) % 2 else "/etc/passwd", path)
+    else:  # a FIFO: opening it for reading would block the grader
+        os.mkfifo(path)
+""").replace("UNPICKLED", str(UNPICKLED_MARKER))
+
+SILENCES_REPORT = REPORT_FOR_SOFTMAX.replace("    FAKE", "    return None  # the wrong answers are never handed over")
+
+# After each test cell, runs that cell's source again (the kernel's input history) with a
+# built-in softmax, so the report files hold the right values: too late, the grader read them.
+REWRITES_AFTER = """
+import contextlib
+import course.checks
+course.checks.forbidden_calls = lambda *targets: contextlib.nullcontext()
+
+def right_softmax(scores, mask=None, dim=-1):
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=dim).nan_to_num(0.0)
+
+def rewrite_reports(result):
+    source = result.info.raw_cell
+    if "report(" not in source or "def rewrite_reports" in source:
+        return
+    namespace = dict(globals(), masked_softmax=right_softmax)
+    try:
+        exec(source, namespace)
+    except Exception:
+        pass
+
+get_ipython().events.register("post_run_cell", rewrite_reports)
+"""
+
+# Looks through the hidden test's frames for anything that computes the expected answer.
+READS_FRAMES = """
+import sys
+def masked_softmax(scores, mask=None, dim=-1):
+    frame = sys._getframe(1)
+    while frame is not None:
+        for key, value in {**frame.f_globals, **frame.f_locals}.items():
+            if (key.startswith(("reference", "want", "expected")) and callable(value)
+                    and getattr(value, "__module__", "").startswith("course")):
+                return value(scores, mask, dim=dim)
+        frame = frame.f_back
+    return scores
+"""
+
 LEAKS = """
 print(In)
 print(_ih)
@@ -112,7 +207,8 @@ def added_cell(source: str, metadata: dict | None = None):
     return cell
 
 
-# student: (answers, edit of the notebook, score deserved or None if not graded, flagged for review, in-kernel cheat)
+# student: (answers, edit of the notebook, score deserved or None if not graded, flagged for review (None: either),
+#           a cheat against the checks)
 STUDENTS = {
     "honest_full": ({name: "import math\nimport torch\nimport torch.nn.functional as F\n" + REFERENCE[name] for name in REFERENCE},
                     None, 12, False, False),
@@ -158,11 +254,19 @@ STUDENTS = {
     "leaks": (ALL_REF, "add_cell:" + LEAKS, 12, True, False),
     "exits_kernel": ({"masked_softmax": "ref", "masks": "import os\nos._exit(0)\n" + REFERENCE["masks"], "scaled_dot_product_attention": "ref"},
                      None, 4, True, False),
-    # in-kernel cheats: flagged; the score they deserve needs the checks out of the student's process
+    # in-kernel cheats: the verdict is reached outside the kernel, so they earn what their work deserves
     "rebinds_helpers": ({"masked_softmax": WRONG_SOFTMAX + "\ntorch.allclose = lambda *a, **k: True\ncheck_close = lambda *a, **k: None\n"
                          "match 1:\n    case _ if True:\n        pass\n", "masks": "ref", "scaled_dot_product_attention": "ref"},
                         None, 3, True, True),
     "tensor_subclass": ({"masked_softmax": TENSOR_SUBCLASS}, None, 0, True, True),
+    # cheats against the report channel: masked_softmax is wrong (so is the attention built on it), the masks right
+    "fake_reports": ({"masked_softmax": WRONG_SOFTMAX + FAKE_REPORTS, "masks": "ref", "scaled_dot_product_attention": "ref"},
+                     None, 3, None, True),
+    "silences_report": ({"masked_softmax": WRONG_SOFTMAX + SILENCES_REPORT, "masks": "ref", "scaled_dot_product_attention": "ref"},
+                        None, 3, None, True),
+    "rewrites_reports_after": ({"masked_softmax": WRONG_SOFTMAX + REWRITES_AFTER, "masks": "ref", "scaled_dot_product_attention": "ref"},
+                               None, 3, None, True),
+    "reads_frames": ({"masked_softmax": READS_FRAMES, "masks": "ref", "scaled_dot_product_attention": "ref"}, None, 3, None, True),
 }
 
 
@@ -228,10 +332,11 @@ def graded_class(tmp_path_factory, progress):
     )
     write_nbgrader_source(ASSIGNMENT, course / "source")
     nbgrader_command("generate_assignment", ASSIGNMENT, cwd=course)
+    UNPICKLED_MARKER.unlink(missing_ok=True)
     for student in STUDENTS:
         target = course / "submitted" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
         target.parent.mkdir(parents=True)
-        target.write_text(submission(course, student))
+        target.write_text(submission(course, student).replace("COURSE/gradebook.db", str(course / "gradebook.db")))
         if STUDENTS[student][1] == "shadow_files":
             for name, text in SHADOW_FILES.items():
                 (target.parent / name).parent.mkdir(exist_ok=True)
@@ -276,18 +381,27 @@ def test_the_class_command_grades_everyone_it_can_and_says_who_not(graded_class)
     assert f"{len(graded)} graded, 2 not graded" in report, report
 
 
-@pytest.mark.parametrize("student", [s for s, spec in STUDENTS.items() if spec[2] is not None and not spec[4]])
+@pytest.mark.parametrize("student", [s for s, spec in STUDENTS.items() if spec[2] is not None])
 def test_each_student_earns_what_the_work_deserves(graded_class, student):
     course, _, _ = graded_class
     grades, comments = gradebook_grades(course, student)
     assert exported_scores(course)[student] == STUDENTS[student][2], f"{student}: {grades} {comments}"
 
 
-@pytest.mark.xfail(strict=True, reason="needs the checks out of the student's process (guide: 'What is left')")
-@pytest.mark.parametrize("student", [s for s, spec in STUDENTS.items() if spec[4]])
-def test_in_kernel_cheats_earn_only_their_work(graded_class, student):
+def test_the_grader_never_unpickles_and_says_which_result_differs(graded_class):
     course, _, _ = graded_class
-    assert exported_scores(course)[student] == STUDENTS[student][2]
+    assert not UNPICKLED_MARKER.exists(), "the grader unpickled a student's report"
+
+    def errors(student: str, grade_id: str) -> list:
+        graded = nbformat.read(course / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+        return [o for c in graded.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id
+                for o in c.outputs if o.output_type == "error"]
+
+    faked = errors("fake_reports", "masked_softmax_hidden")
+    assert faked and faked[0].ename in ("ResultDiffers", "ResultMissing") and "masked_softmax/hidden/" in faked[0].evalue, faked
+    silenced = errors("silences_report", "masked_softmax_hidden")
+    assert silenced and silenced[0].ename == "ResultMissing", silenced
+    assert errors("reads_frames", "masks_hidden") == [], "right work keeps its points"
 
 
 @pytest.mark.parametrize("student", [s for s, spec in STUDENTS.items() if spec[2] is not None])
@@ -296,6 +410,8 @@ def test_review_flags(graded_class, student):
     grades, comments = gradebook_grades(course, student)
     flagged = {name for name, (_, review) in grades.items() if review}
     restored = {"masked_softmax_visible", "masked_softmax_hidden"} if student == "deleted_test_cells" else set()
+    if STUDENTS[student][3] is None:
+        return
     if STUDENTS[student][3]:
         assert flagged - restored, f"{student} should be flagged for review"
         assert any((text or "").startswith("Review") for text in comments.values()), comments
