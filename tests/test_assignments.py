@@ -166,3 +166,15 @@ def test_student_version_keeps_the_setup_cell_that_the_website_removes(assignmen
     notebook = nbformat.read(REPO / "exercises" / assignment / f"{assignment}.ipynb", as_version=4)
     setup = [cell for cell in notebook.cells if cell.get("id") == SETUP_CELL_ID]
     assert len(setup) == 1 and "remove-cell" in setup[0].metadata.get("tags", [])
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_hidden_tests_report_and_hold_no_reference(assignment):
+    """Hidden blocks hand the student's results to the grader (course.checks.report); the kernel never holds the answer."""
+    source = (REPO / "solutions" / f"{assignment}.py").read_text()
+    blocks = re.findall(r"### BEGIN HIDDEN TESTS(.*?)### END HIDDEN TESTS", source, re.S)
+    assert blocks
+    for block in blocks:
+        assert "report(" in block, f"a hidden block of {assignment} reports nothing:\n{block[:300]}"
+        assert not re.search(r"import \w+ as (reference|Reference)\w*|check_close\(", block), (
+            f"a hidden block of {assignment} compares in the kernel instead of reporting:\n{block[:300]}")
