@@ -12,8 +12,9 @@
 4. a table: every student, graded or not and why, score, and what is flagged for review.
 
 ``python -m grading check <notebook>`` grades one notebook exactly as the grader will (same
-sandbox, same settings, hidden tests where this copy of the course has solutions/) in a
-temporary course, and prints each test's points, why a test failed, and what would be flagged.
+sandbox, same settings, hidden tests where this copy of the course has solutions/, their results
+compared with the reference run's outside the kernel: grading/reports.py) in a temporary course,
+and prints each test's points, why a test failed, and what would be flagged.
 """
 
 import json
@@ -187,6 +188,8 @@ def self_check(notebook_path: Path, assignment: str | None = None) -> list[Outco
         (course / "nbgrader_config.py").write_text(
             "from grading.config import configure_grading\nc = get_config()\n"
             "c.CourseDirectory.course_id = 'self-check'\nconfigure_grading(c)\n"
+            # the reference run of each assignment, kept between self-checks (keyed by the source's hash)
+            f"c.ReferenceReports.cache_directory = {str(REPO / '_grading' / 'reference_reports')!r}\n"
         )
         if (SOLUTIONS / f"{assignment}.py").exists():
             write_nbgrader_source(assignment, course / "source")

@@ -206,12 +206,15 @@ class SandboxedKernelManager(AsyncKernelManager):
     _cgroup: Path | None = None
 
     async def _async_pre_start_kernel(self, **kw):
-        if not self.sandbox:
-            return await super()._async_pre_start_kernel(**kw)
-        bwrap_path()  # fail early, with the reason, where bubblewrap is missing
+        if self.sandbox:
+            bwrap_path()  # fail early, with the reason, where bubblewrap is missing
         self._scratch = Path(tempfile.mkdtemp(prefix="grading-kernel-"))
         _LEFTOVERS.add(self._scratch)
         (self._scratch / REPORTS_FOLDER).mkdir()  # where course.checks.report writes the hidden tests' results
+        if not self.sandbox:  # a plain kernel, for debugging the grader: it still hands its reports over
+            kernel_cmd, kw = await super()._async_pre_start_kernel(**kw)
+            kw["env"] = {**kw.get("env", os.environ), REPORTS_ENVIRONMENT: str(self._scratch / REPORTS_FOLDER)}
+            return kernel_cmd, kw
         self.transport = "ipc"
         self.connection_file = str(self._scratch / "kernel.json")
         self.ip = str(self._scratch / "kernel")
