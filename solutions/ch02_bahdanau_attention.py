@@ -79,11 +79,20 @@ check_shape(got, (2, 4), "additive_scores: query (2, 3), encoder_states (2, 4, 5
 expected = torch.stack([torch.stack([v @ torch.tanh(W_q @ query[b] + W_k @ states[b, j]) for j in range(4)]) for b in range(2)])
 check_close(got, expected, "additive_scores vs the formula computed one position at a time")
 print("Exercise 1: visible tests passed.")
+### BEGIN HIDDEN TESTS
+# The same check on the grader's own inputs; the grader compares the result with the reference's.
+from course.checks import report
+
+generator = torch.Generator().manual_seed(20)
+report("additive_scores/visible", additive_scores(torch.randn(2, 3, generator=generator), torch.randn(2, 4, 5, generator=generator),
+                                                  torch.randn(6, 3, generator=generator), torch.randn(6, 5, generator=generator),
+                                                  torch.randn(6, generator=generator)))
+### END HIDDEN TESTS
 
 # %% tests="additive_scores_hidden" points=2
-# Hidden tests, run when the notebook is graded: random sizes, float32 and float64, against course.rnn.
+# Hidden tests, run when the notebook is graded: random sizes, float32 and float64, against the reference solution.
 ### BEGIN HIDDEN TESTS
-from course.rnn import additive_scores as reference_additive_scores
+from course.checks import report
 
 generator = torch.Generator().manual_seed(21)
 for dtype in (torch.float32, torch.float64):
@@ -91,7 +100,7 @@ for dtype in (torch.float32, torch.float64):
         args = (torch.randn(B, H, generator=generator, dtype=dtype), torch.randn(B, S, C, generator=generator, dtype=dtype),
                 torch.randn(A, H, generator=generator, dtype=dtype), torch.randn(A, C, generator=generator, dtype=dtype),
                 torch.randn(A, generator=generator, dtype=dtype))
-        check_close(additive_scores(*args), reference_additive_scores(*args), f"additive_scores {dtype} B={B} S={S} H={H} C={C} A={A}")
+        report(f"additive_scores/hidden/{dtype}/B={B} S={S} H={H} C={C} A={A}", additive_scores(*args))
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -134,11 +143,17 @@ check_close(got, expected, "attention_weights(scores, lengths [4, 2]) (row 0: no
             hint="one softmax per row, over the source positions (dim=-1), with the padded scores set to -inf first")
 assert (got[1, 2:] == 0).all(), f"padded positions must get exactly zero weight, got {got[1, 2:].tolist()}"
 print("Exercise 2: visible tests passed.")
+### BEGIN HIDDEN TESTS
+from course.checks import report
+
+generator = torch.Generator().manual_seed(24)
+report("attention_weights/visible", attention_weights(3 * torch.randn(3, 5, generator=generator), torch.tensor([5, 2, 1])))
+### END HIDDEN TESTS
 
 # %% tests="attention_weights_hidden" points=2
 # Hidden tests, run when the notebook is graded: random lengths, float64, large scores at padding.
 ### BEGIN HIDDEN TESTS
-from course.rnn import attention_weights as reference_attention_weights
+from course.checks import report
 
 generator = torch.Generator().manual_seed(22)
 for dtype in (torch.float32, torch.float64):
@@ -148,8 +163,8 @@ for dtype in (torch.float32, torch.float64):
         padding = torch.arange(S)[None, :] >= lengths[:, None]
         scores[padding] = 1e6  # huge scores at padding must still get nothing
         got = attention_weights(scores, lengths)
-        check_close(got, reference_attention_weights(scores, lengths), f"attention_weights {dtype} B={B} S={S}")
-        assert (got[padding] == 0).all(), "padded positions must get exactly zero weight"
+        report(f"attention_weights/hidden/{dtype}/B={B} S={S}", got)
+        report(f"attention_weights/hidden/{dtype}/B={B} S={S}/padding_is_zero", bool((got[padding] == 0).all()))
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -213,17 +228,30 @@ assert (weights[1, 3:] == 0).all() and (weights[2, 1:] == 0).all(), "padded posi
 check_close(weights.sum(-1), torch.ones(3), "the weights of each row must sum to 1")
 check_close(weights[2], torch.eye(7)[0], "a source of length 1: all the weight on position 0")
 print("Exercise 3: visible tests passed.")
+### BEGIN HIDDEN TESTS
+from course.checks import report
+
+generator = torch.Generator().manual_seed(25)
+torch.manual_seed(2)  # the decoder's initial weights: the same in the reference's run
+decoder = AttentionDecoder(vocab_size=11, embed_dim=4, hidden_size=6, context_size=8, attention_size=5)
+states, lengths = torch.randn(3, 7, 8, generator=generator), torch.tensor([7, 3, 1])
+states[torch.arange(7)[None, :] >= lengths[:, None]] = 0.0
+with torch.no_grad():
+    got = attention_decoder_step(decoder, torch.tensor([1, 5, 9]), torch.randn(3, 6, generator=generator), states, lengths)
+for name, value in zip(("logits", "new_hidden", "weights"), got):
+    report(f"attention_step/visible/{name}", value)
+### END HIDDEN TESTS
 
 # %% tests="attention_step_hidden" points=2
-# Hidden tests, run when the notebook is graded: against course.rnn's decoder step, float32 and
+# Hidden tests, run when the notebook is graded: against the reference solution's decoder step, float32 and
 # float64; the weights must change with the encoder states; padded encoder states must not matter.
 ### BEGIN HIDDEN TESTS
-from course.rnn import attention_decoder_step as reference_step
+from course.checks import report
 
 generator = torch.Generator().manual_seed(23)
 for dtype in (torch.float32, torch.float64):
     for B, S, V in [(1, 1, 5), (4, 9, 13)]:
-        torch.manual_seed(B * S)
+        torch.manual_seed(B * S)  # the decoder's initial weights: the same in the reference's run
         decoder = AttentionDecoder(vocab_size=V, embed_dim=3, hidden_size=6, context_size=4, attention_size=5).to(dtype)
         states = torch.randn(B, S, 4, generator=generator, dtype=dtype)
         lengths = torch.randint(1, S + 1, (B,), generator=generator)
@@ -231,17 +259,18 @@ for dtype in (torch.float32, torch.float64):
         hidden = torch.randn(B, 6, generator=generator, dtype=dtype)
         with torch.no_grad():
             got = attention_decoder_step(decoder, prev_tokens, hidden, states, lengths)
-            want = reference_step(decoder, prev_tokens, hidden, states, lengths)
-        for name, g, w in zip(("logits", "new hidden", "weights"), got, want):
-            check_close(g, w, f"{name}, {dtype}, B={B} S={S}")
+        case = f"{dtype}/B={B} S={S}"
+        for name, value in zip(("logits", "new_hidden", "weights"), got):
+            report(f"attention_step/hidden/{name}/{case}", value)
 
         # Attention that ignores the encoder is no attention: new encoder states, new weights.
         other_states = torch.randn(B, S, 4, generator=generator, dtype=dtype)
         with torch.no_grad():
             _, _, other_weights = attention_decoder_step(decoder, prev_tokens, hidden, other_states, lengths)
         movable = lengths > 1  # a source of length 1 always puts all its weight on position 0
+        report(f"attention_step/hidden/other_states/{case}", other_weights)
         if movable.any():
-            assert ((other_weights - got[2]).abs().amax(-1)[movable] > 1e-6).all(), "the weights must depend on the encoder states"
+            report(f"attention_step/hidden/weights_move/{case}", bool(((other_weights - got[2]).abs().amax(-1)[movable] > 1e-6).all()))
 
         # What sits in the padding must not change anything.
         padding = torch.arange(S)[None, :] >= lengths[:, None]
@@ -249,7 +278,6 @@ for dtype in (torch.float32, torch.float64):
         garbage[padding] = 1e3
         with torch.no_grad():
             garbage_out = attention_decoder_step(decoder, prev_tokens, hidden, garbage, lengths)
-        for name, g, w in zip(("logits", "new hidden", "weights"), garbage_out, got):
-            check_close(g, w, f"{name} with garbage in the padded encoder states")
-        assert (got[2][padding] == 0).all(), "padded positions must get exactly zero weight"
+        for name, value in zip(("logits", "new_hidden", "weights"), garbage_out):
+            report(f"attention_step/hidden/garbage_padding/{name}/{case}", value)
 ### END HIDDEN TESTS
