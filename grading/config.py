@@ -424,12 +424,16 @@ class CompareReports(NbGraderPreprocessor):
             if any(output.get("output_type") == "error" for output in cell.get("outputs", [])):
                 continue
             values = found.get(grade_id, {})
-            problems = [reports.verdict(name, reference, values.get(name)) for name, reference in sorted(expected[grade_id].items())]
-            problems = [problem for problem in problems if problem]
+            missing = [name for name in sorted(expected[grade_id]) if values.get(name) is None]
+            problems = [reports.verdict(name, reference, values[name]) for name, reference in sorted(expected[grade_id].items())
+                        if name not in missing]
+            problems = _at_most([problem for problem in problems if problem], 3)
+            if missing:
+                problems.append(f"no result was reported for {len(missing)} of {len(expected[grade_id])} checks ("
+                                + ", ".join(_at_most(missing, 3)) + "): the test stopped before them, or what was reported could not be read")
             if problems:
-                missing = all(values.get(name) is None for name in expected[grade_id])
-                ename = reports.ENAME_MISSING if missing else reports.ENAME_DIFFERS
-                evalue = "; ".join(_at_most(problems, 3))
+                ename = reports.ENAME_MISSING if len(missing) == len(expected[grade_id]) else reports.ENAME_DIFFERS
+                evalue = "; ".join(problems)
                 cell.outputs.append(NotebookNode(output_type="error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"]))
         return nb, resources
 
