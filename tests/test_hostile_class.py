@@ -152,9 +152,9 @@ FAKE_REPORTS = REPORT_FOR_SOFTMAX.replace("    FAKE", """    import io, os, zipf
 
 SILENCES_REPORT = REPORT_FOR_SOFTMAX.replace("    FAKE", "    return None  # the wrong answers are never handed over")
 
-# After each test cell, runs that cell's source again (the kernel's input history) with a
-# built-in softmax, so the report files hold the right values: too late, the grader read them.
-REWRITES_AFTER = """
+# Runs the test cells again (from the kernel's input history) with a built-in softmax and the
+# in-kernel forbidden-call check disabled, so that the report files hold the right values.
+RIGHT_SOFTMAX = """
 import contextlib
 import course.checks
 course.checks.forbidden_calls = lambda *targets: contextlib.nullcontext()
@@ -164,18 +164,19 @@ def right_softmax(scores, mask=None, dim=-1):
         scores = scores.masked_fill(~mask, float("-inf"))
     return torch.softmax(scores, dim=dim).nan_to_num(0.0)
 
-def rewrite_reports(result):
-    source = result.info.raw_cell
-    if "report(" not in source or "def rewrite_reports" in source:
-        return
-    namespace = dict(globals(), masked_softmax=right_softmax)
-    try:
-        exec(source, namespace)
-    except Exception:
-        pass
-
-get_ipython().events.register("post_run_cell", rewrite_reports)
+def rerun(source):
+    if "report(" in source and "def rerun" not in source:
+        try:
+            exec(source, dict(globals(), masked_softmax=right_softmax))
+        except Exception:
+            pass
 """
+# ... in a cell added at the end: too late, the grader read each test cell's reports right after it.
+REWRITES_LATER = RIGHT_SOFTMAX + "\nfor source in list(In):\n    rerun(source)\n"
+# ... in a hook that IPython runs at the end of every cell, the test cells included: this reaches the
+# right values only through the built-in softmax, with the in-kernel check disabled: the limit the
+# guide states ("Its limits"); the review hints flag it.
+REWRITES_IN_HOOK = RIGHT_SOFTMAX + "\nget_ipython().events.register('post_run_cell', lambda result: rerun(result.info.raw_cell))\n"
 
 # Looks through the hidden test's frames for anything that computes the expected answer.
 READS_FRAMES = """
@@ -264,8 +265,11 @@ STUDENTS = {
                      None, 3, None, True),
     "silences_report": ({"masked_softmax": WRONG_SOFTMAX + SILENCES_REPORT, "masks": "ref", "scaled_dot_product_attention": "ref"},
                         None, 3, None, True),
-    "rewrites_reports_after": ({"masked_softmax": WRONG_SOFTMAX + REWRITES_AFTER, "masks": "ref", "scaled_dot_product_attention": "ref"},
-                               None, 3, None, True),
+    "rewrites_reports_later": ({"masked_softmax": WRONG_SOFTMAX, "masks": "ref", "scaled_dot_product_attention": "ref"},
+                               "add_cell:" + REWRITES_LATER, 3, None, True),
+    # the limit: 2 hidden points of masked_softmax through torch.softmax, with forbidden_calls disabled in the kernel; flagged
+    "rewrites_reports_in_hook": ({"masked_softmax": WRONG_SOFTMAX + REWRITES_IN_HOOK, "masks": "ref",
+                                  "scaled_dot_product_attention": "ref"}, None, 5, True, True),
     "reads_frames": ({"masked_softmax": READS_FRAMES, "masks": "ref", "scaled_dot_product_attention": "ref"}, None, 3, None, True),
 }
 
@@ -429,6 +433,8 @@ def test_review_flags(graded_class, student):
     ("tensor_subclass", "defines __torch_function__"),
     ("exits_kernel", "the kernel died"),
     ("harms_others", "imports subprocess"),
+    ("rewrites_reports_in_hook", "assigns to course.checks.forbidden_calls"),
+    ("fake_reports", "rebinds report"),
 ])
 def test_the_review_says_why(graded_class, student, reason):
     course, _, _ = graded_class
