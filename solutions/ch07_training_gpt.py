@@ -80,13 +80,19 @@ sure = torch.full((1, 4, 7), -30.0)
 sure[0, torch.arange(3), tokens[0, 1:4]] = 30.0
 assert next_token_loss(sure, tokens[:1, :4]).item() < 1e-6, "a perfectly sure, right model should have loss ~0"
 print("Exercise 1: visible tests passed.")
+### BEGIN HIDDEN TESTS
+# The same check on the grader's own inputs; the grader compares the result with the reference's.
+from course.checks import report
+
+generator = torch.Generator().manual_seed(70)
+report("loss/visible", next_token_loss(torch.randn(2, 5, 7, generator=generator), torch.randint(7, (2, 5), generator=generator)), atol=1e-6)
+### END HIDDEN TESTS
 
 # %% tests="next_token_loss_hidden" points=2
 # Hidden tests, run when the notebook is graded: random shapes and vocabularies, float32 and
 # float64, huge logits, and no call to a built-in cross-entropy.
 ### BEGIN HIDDEN TESTS
-from course.checks import forbidden_calls
-from course.gpt import next_token_loss as reference_loss
+from course.checks import forbidden_calls, report
 
 generator = torch.Generator().manual_seed(71)
 for dtype in (torch.float32, torch.float64):
@@ -95,10 +101,10 @@ for dtype in (torch.float32, torch.float64):
         tokens = torch.randint(V, (B, T), generator=generator)
         with forbidden_calls((F, "cross_entropy"), (F, "nll_loss"), (torch.nn, "CrossEntropyLoss"), (torch.nn, "NLLLoss")):
             got = next_token_loss(logits, tokens)
-        check_close(got, reference_loss(logits, tokens), f"loss {dtype} B={B} T={T} V={V}", atol=1e-6)
+        report(f"loss/hidden/{dtype}/B={B} T={T} V={V}", got, atol=1e-6)
 huge = 1e4 * torch.randn(2, 6, 10, generator=generator)
 tokens = torch.randint(10, (2, 6), generator=generator)
-check_close(next_token_loss(huge, tokens), reference_loss(huge, tokens), "huge logits", atol=1e-2, rtol=1e-5)
+report("loss/hidden/huge_logits", next_token_loss(huge, tokens), atol=1e-2, rtol=1e-5)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -136,17 +142,21 @@ assert all(abs(a - b) < 1e-12 for a, b in zip(rates, expected_start)), f"first 5
 assert abs(rates[9] - 0.55) < 1e-12, f"half-way through the decay (step 9) the rate should be 0.55, got {rates[9]}"
 assert all(abs(r - 0.1) < 1e-12 for r in rates[14:]), f"from decay_steps on the rate should stay at min_lr, got {rates[14:]}"
 print("Exercise 2: visible tests passed.")
+### BEGIN HIDDEN TESTS
+from course.checks import report
+
+report("learning_rate/visible", [float(learning_rate(s, max_lr=2.0, warmup_steps=5, decay_steps=12, min_lr=0.2)) for s in range(16)],
+       atol=1e-12, rtol=1e-9)
+### END HIDDEN TESTS
 
 # %% tests="learning_rate_hidden" points=2
 # Hidden tests, run when the notebook is graded: every step of several schedules.
 ### BEGIN HIDDEN TESTS
-from course.gpt import learning_rate as reference_learning_rate
+from course.checks import report
 
 for max_lr, warmup, decay, min_lr in [(1e-3, 100, 5000, 1e-4), (6e-4, 1, 3, 0.0), (3e-3, 30, 300, 3e-4), (2.0, 7, 8, 1.0)]:
-    for step in range(decay + 20):
-        got = learning_rate(step, max_lr, warmup, decay, min_lr)
-        want = reference_learning_rate(step, max_lr, warmup, decay, min_lr)
-        assert abs(float(got) - want) <= 1e-12 + 1e-9 * abs(want), f"step {step} of ({max_lr}, {warmup}, {decay}, {min_lr}): got {got}, expected {want}"
+    rates = [float(learning_rate(step, max_lr, warmup, decay, min_lr)) for step in range(decay + 20)]
+    report(f"learning_rate/hidden/{(max_lr, warmup, decay, min_lr)}", rates, atol=1e-12, rtol=1e-9)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -190,34 +200,34 @@ check_close(keys, k, "keys: the cache, then the new key")
 check_close(values, v, "values: the cache, then the new value")
 check_close(out, recomputed[:, :, 5:], "output vs the last row of causal attention over the prefix")
 print("Exercise 3: visible tests passed.")
+### BEGIN HIDDEN TESTS
+from course.checks import report
+
+generator = torch.Generator().manual_seed(72)
+q, k, v = torch.randn(3, 2, 4, 6, 8, generator=generator).unbind(0)
+for name, value in zip(("out", "keys", "values"), cached_attention_step(q[:, :, 5:], k[:, :, 5:], v[:, :, 5:], k[:, :, :5], v[:, :, :5])):
+    report(f"cached_attention/visible/{name}", value)
+### END HIDDEN TESTS
 
 # %% tests="cached_attention_step_hidden" points=2
 # Hidden tests, run when the notebook is graded: a whole sequence decoded step by step from an
 # empty cache, float32 and float64, large activations, no built-in attention.
 ### BEGIN HIDDEN TESTS
-from course.checks import forbidden_calls
-from course.attention import causal_mask as reference_causal_mask
-from course.attention import scaled_dot_product_attention as reference_attention
-from course.gpt import cached_attention_step as reference_step
+from course.checks import forbidden_calls, report
 
 generator = torch.Generator().manual_seed(73)
 for dtype, atol in ((torch.float32, 1e-5), (torch.float64, 1e-10)):
     for B, H, T, Dh in [(1, 1, 1, 1), (2, 3, 7, 16), (1, 2, 12, 5)]:
         q, k, v = (torch.randn(B, H, T, Dh, generator=generator, dtype=dtype) for _ in range(3))
-        recomputed, _ = reference_attention(q, k, v, reference_causal_mask(T))
         keys = values = None
         for t in range(T):
             with forbidden_calls((F, "scaled_dot_product_attention"), (torch.nn, "MultiheadAttention")):
                 out, keys, values = cached_attention_step(q[:, :, t : t + 1], k[:, :, t : t + 1], v[:, :, t : t + 1], keys, values)
-            want_out, want_keys, want_values = reference_step(
-                q[:, :, t : t + 1], k[:, :, t : t + 1], v[:, :, t : t + 1], k[:, :, :t] if t else None, v[:, :, :t] if t else None
-            )
-            check_close(out, want_out, f"output at step {t}, {dtype}, shape {(B, H, T, Dh)}", atol=atol)
-            check_close(out, recomputed[:, :, t : t + 1], f"vs recomputing the prefix, step {t}", atol=atol)
-            check_close(keys, want_keys, f"keys at step {t}", atol=0)
-            check_close(values, want_values, f"values at step {t}", atol=0)
+            case = f"{dtype}/{(B, H, T, Dh)}/step {t}"
+            report(f"cached_attention/hidden/out/{case}", out, atol=atol)
+            report(f"cached_attention/hidden/keys/{case}", keys, atol=0, rtol=0)
+            report(f"cached_attention/hidden/values/{case}", values, atol=0, rtol=0)
 x = 1e3 * torch.randn(1, 2, 5, 8, generator=generator)
 out, _, _ = cached_attention_step(x[:, :, 4:], x[:, :, 4:], x[:, :, 4:], x[:, :, :4], x[:, :, :4])
-recomputed, _ = reference_attention(x, x, x, reference_causal_mask(5))
-check_close(out, recomputed[:, :, 4:], "large activations", atol=1e-2, rtol=1e-4)
+report("cached_attention/hidden/large_activations", out, atol=1e-2, rtol=1e-4)
 ### END HIDDEN TESTS
