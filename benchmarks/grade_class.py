@@ -5,7 +5,9 @@ reference solution (every test runs to the end, so each submission costs what th
 costs; `--mix` makes a third of them stubs and a third partial instead); one
 `nbgrader autograde` grades them all. The overhead per submission is the autograde time per
 submission minus the time to execute the reference notebook alone in a fresh kernel (the
-notebook's own compute, kernel start and imports included, in a plain kernel). The class is
+notebook's own compute, kernel start and imports included, in a plain kernel). The reference
+run that the hidden tests' results are compared with (grading/reports.py, once per class) is
+timed apart, before the class command, which then finds it cached. The class is
 graded with the instructor's command, ``python -m grading class`` (nbgrader autograde in the
 bubblewrap sandbox); ``--no-sandbox`` grades with plain kernels, to measure what the sandbox costs.
 
@@ -25,7 +27,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from grading.assignments import REPO, assignment_names, nbgrader_command, nbgrader_notebook, write_nbgrader_source
+from grading import reports
+from grading.assignments import REPO, SETUP_GRADE_ID, assignment_names, nbgrader_command, nbgrader_notebook, write_nbgrader_source
 
 KINDS = ("solution", "stub", "partial")
 
@@ -67,6 +70,10 @@ def grade_class(assignment: str, students: int, workdir: Path, kinds=("solution"
         nbformat.write(submission(release, assignment, kinds[i % len(kinds)]), target)
 
     own_compute = plain_execution_s(source)
+    # The reference run (grading/reports.py), once per class: timed apart, then cached where the class command finds it.
+    start = time.perf_counter()
+    reports.reference_reports(nbformat.read(source, as_version=4), course / "_grading" / "reference_reports", skip={SETUP_GRADE_ID})
+    reference = time.perf_counter() - start
     start = time.perf_counter()
     graded = subprocess.run([sys.executable, "-m", "grading", "class", assignment], cwd=course, capture_output=True, text=True,
                             env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"})
@@ -79,7 +86,7 @@ def grade_class(assignment: str, students: int, workdir: Path, kinds=("solution"
     per_submission = autograde / students
     return {
         "assignment": assignment, "sandbox": "yes" if sandbox else "no", "students": students, "own compute s": own_compute,
-        "autograde s": autograde, "per submission s": per_submission,
+        "reference run s": reference, "autograde s": autograde, "per submission s": per_submission,
         "overhead s": per_submission - own_compute, "feedback s": feedback,
     }
 
