@@ -324,9 +324,11 @@ def reference_reports(notebook, cache_folder: Path, log=None, skip=()) -> dict[s
     if not any(HIDDEN_BEGIN in cell.source for cell in graded_cells(notebook)):
         return {}  # no hidden tests (a student's copy without solutions/): nothing to compare
     key = cache_key(notebook)
-    if key in _MEMORY:
-        return _MEMORY[key]
     path = Path(cache_folder) / f"{key}.npz"
+    if key in _MEMORY:
+        if not path.exists():  # another course folder in the same process: keep its cache complete too
+            save_references(path, _MEMORY[key])
+        return _MEMORY[key]
     references = None
     if path.exists():
         try:
