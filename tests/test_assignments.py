@@ -43,13 +43,20 @@ def submission(course: Path, assignment: str, student: str) -> nbformat.Notebook
     return notebook
 
 
+def selected_assignments(session) -> list[str]:
+    """The assignments that the selected tests ask about (``-k ch05`` grades only ch05; a plain run, all)."""
+    asked = {item.callspec.params.get("assignment") for item in session.items if hasattr(item, "callspec")}
+    return [assignment for assignment in ASSIGNMENTS if assignment in asked]
+
+
 @pytest.fixture(scope="module")
-def graded_course(tmp_path_factory, progress):
-    """A course directory with every assignment released, submitted by three students and autograded.
+def graded_course(tmp_path_factory, progress, request):
+    """A course directory with the selected assignments released, submitted by three students and autograded.
 
     Minutes of work before the first test of this file reports: one progress line per assignment and step.
     """
-    progress(f"grading {len(ASSIGNMENTS)} assignments through nbgrader, {len(STUDENTS)} students each ({', '.join(STUDENTS)})")
+    assignments = selected_assignments(request.session)
+    progress(f"grading {len(assignments)} assignments through nbgrader, {len(STUDENTS)} students each ({', '.join(STUDENTS)})")
     course = tmp_path_factory.mktemp("course")
     (course / "nbgrader_config.py").write_text(
         "from grading.config import configure_grading\n"
@@ -59,8 +66,8 @@ def graded_course(tmp_path_factory, progress):
     )
     for student in STUDENTS:
         nbgrader_command("db", "student", "add", student, cwd=course)
-    for number, assignment in enumerate(ASSIGNMENTS, 1):
-        step = f"{assignment} ({number}/{len(ASSIGNMENTS)})"
+    for number, assignment in enumerate(assignments, 1):
+        step = f"{assignment} ({number}/{len(assignments)})"
         progress(f"{step}: nbgrader generate_assignment")
         write_nbgrader_source(assignment, course / "source")
         nbgrader_command("generate_assignment", assignment, cwd=course)
