@@ -13,6 +13,9 @@ The cell header says what a cell is::
 
     # %% solution="masked_softmax"               the student's answer cell
     # %% tests="masked_softmax_visible" points=2 an autograded test cell
+    # %% [markdown] answer="why_scale" points=2  a written answer, graded by hand: the model
+                                                 answer and the rubric sit between
+                                                 ### BEGIN SOLUTION and ### END SOLUTION
     (no marker)                                  read-only: instructions, imports, demos
 
 Run ``python -m grading release`` after editing anything in ``solutions/``;
@@ -55,6 +58,20 @@ def assignment_names() -> list[str]:
 
 def _nbgrader_metadata(cell, index: int) -> dict:
     marker = cell.metadata
+    if "answer" in marker:  # a written answer: the student's cell, graded by a person
+        if cell.cell_type != "markdown":
+            raise ValueError(f"answer cell {marker['answer']!r} must be a markdown cell (# %% [markdown] answer=...)")
+        if "points" not in marker:
+            raise ValueError(f"answer cell {marker['answer']!r} has no points=")
+        if "### BEGIN SOLUTION" not in cell.source:
+            raise ValueError(f"answer cell {marker['answer']!r} has no ### BEGIN SOLUTION (the model answer and rubric)")
+        return {
+            "grade": True,
+            "grade_id": marker["answer"],
+            "locked": False,
+            "points": marker["points"],
+            "solution": True,
+        }
     if "solution" in marker:
         return {"grade": False, "grade_id": marker["solution"], "locked": False, "solution": True}
     if "tests" in marker:
@@ -84,7 +101,7 @@ def nbgrader_notebook(source: Path) -> nbformat.NotebookNode:
             raise ValueError(f"{source.name}: grade_id {metadata['grade_id']!r} is used twice")
         seen.add(metadata["grade_id"])
         cell.metadata = {"nbgrader": {**metadata, "schema_version": NBGRADER_SCHEMA_VERSION}}
-        if cell.cell_type == "markdown":
+        if cell.cell_type == "markdown" and not metadata["solution"]:
             cell.metadata["nbgrader"]["locked"] = True  # the instructions are not the student's to edit
         cell.id = metadata["grade_id"].replace("_", "-")
     setup = nbformat.v4.new_code_cell(setup_cell_source(repository_url(), for_chapter=False), id=SETUP_CELL_ID)

@@ -44,6 +44,7 @@ class Outcome:
     score: float | None = None
     max_score: float | None = None
     review: list[str] = field(default_factory=list)
+    by_hand: list[str] = field(default_factory=list)  # written answers waiting for a person's score
 
 
 def course_settings(course: Path) -> dict:
@@ -157,7 +158,9 @@ def _read_gradebook(db_url: str, assignment: str, outcomes: dict[str, Outcome]) 
             outcome.score, outcome.max_score = submission.score, submission.max_score
             for notebook in submission.notebooks:
                 outcome.review += [c.auto_comment for c in notebook.comments if c.auto_comment and c.auto_comment.startswith("Review")]
-                if any(g.needs_manual_grade for g in notebook.grades) and not outcome.review:
+                written = {g.name for g in notebook.grades if g.cell.cell_type == "markdown"}
+                outcome.by_hand += sorted(g.name for g in notebook.grades if g.needs_manual_grade and g.name in written)
+                if any(g.needs_manual_grade and g.name not in written for g in notebook.grades) and not outcome.review:
                     outcome.review.append("needs manual grade")
 
 
@@ -168,6 +171,8 @@ def print_outcomes(assignment: str, outcomes: list[Outcome]) -> None:
     for outcome in sorted(outcomes, key=lambda o: o.student):
         if outcome.graded:
             line = f"  {outcome.student}: {outcome.score:g} / {outcome.max_score:g}"
+            if outcome.by_hand:
+                line += "  TO GRADE BY HAND: " + ", ".join(outcome.by_hand)
             if outcome.review:
                 line += "  REVIEW: " + " | ".join(outcome.review)
         else:
@@ -221,6 +226,9 @@ def _print_cells(course: Path, assignment: str) -> None:
     for index, cell in enumerate(notebook.cells):
         meta = cell.metadata.get("nbgrader", {})
         if not meta.get("grade"):
+            continue
+        if cell.cell_type == "markdown":  # a written answer: no test runs on it
+            print(f"  {meta['grade_id']} ({meta.get('points', 0):g} points): a written answer, graded by your instructor")
             continue
         cell, _ = hider.preprocess_cell(cell, {}, index)
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]

@@ -21,7 +21,10 @@ own preprocessors, grading adds (guide/instructors.md explains each):
 5. ``LimitOutputSize``, ``FlagForReview``: outputs cut before they reach the files; the tests of
    an exercise with hints, or the whole submission when a cell was stopped (timeout, dead
    kernel, too large) or a forbidden built-in ran, marked "needs manual grade" with the reason.
-6. ``HideHiddenTests``, ``HideGraderPaths`` (generate_feedback): the feedback shows neither the
+6. ``RubricComment``: a written answer (a markdown answer cell, graded by hand) gets the model
+   answer and rubric of the instructor's source as its comment, next to the student's text in
+   formgrader (the grader may replace it with their own comment), and in the feedback.
+7. ``HideHiddenTests``, ``HideGraderPaths`` (generate_feedback): the feedback shows neither the
    hidden tests' code nor their tracebacks, nor the grader's absolute paths.
 """
 
@@ -90,7 +93,7 @@ def configure_grading(c) -> None:
     ]
     c.Autograde.autograde_preprocessors = [
         CarryReviewNotes, ReferenceReports, GuardedExecute, CompareReports, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, LimitOutputSize, HideGraderPaths,
-        SaveAutoGrades, FlagForReview, AssignLatePenalties, CheckCellMetadata,
+        SaveAutoGrades, FlagForReview, RubricComment, AssignLatePenalties, CheckCellMetadata,
     ]
     c.GenerateFeedback.preprocessors = [HideHiddenTests, HideGraderPaths, GetGrades, CSSHTMLHeaderPreprocessor]
     quiet_known_warnings()
@@ -289,6 +292,58 @@ class FlagForReview(NbGraderPreprocessor):
                 except MissingEntry:
                     continue
                 comment.auto_comment = text
+            gradebook.db.commit()
+        return nb, resources
+
+
+def is_written_answer(cell) -> bool:
+    """A markdown answer cell that carries points: graded by a person (``# %% [markdown] answer="id" points=N``)."""
+    meta = _nbgrader(cell)
+    return cell.get("cell_type") == "markdown" and bool(meta.get("solution")) and bool(meta.get("grade"))
+
+
+def model_answers(source_notebook) -> dict:
+    """{grade id: the text between BEGIN SOLUTION and END SOLUTION} of each written answer of an instructor's source notebook."""
+    answers = {}
+    for cell in source_notebook.cells:
+        if is_written_answer(cell) and "BEGIN SOLUTION" in cell.source:
+            inside = cell.source.split("BEGIN SOLUTION", 1)[1].split("\n", 1)[-1]
+            answers[_nbgrader(cell)["grade_id"]] = inside.rsplit("END SOLUTION", 1)[0].rsplit("\n", 1)[0].strip()
+    return answers
+
+
+class RubricComment(NbGraderPreprocessor):
+    """Each written answer gets, as its comment, the model answer and rubric of the instructor's source.
+
+    The rubric never reaches the student version (nbgrader replaces the solution region by
+    "YOUR ANSWER HERE"), and nbgrader keeps no copy of it in the gradebook: it is read from the
+    source notebook (``CourseDirectory.source_directory``). formgrader shows the comment next to the
+    student's answer, where the grader scores it and may replace the comment by their own; the
+    feedback shows whichever comment is left. An untouched answer keeps nbgrader's "No response.".
+    """
+
+    def preprocess(self, nb, resources):
+        written = [cell for cell in nb.cells if is_written_answer(cell)]
+        if not written:
+            return nb, resources
+        import nbformat
+        from nbgrader.coursedir import CourseDirectory
+
+        info = resources["nbgrader"]
+        coursedir = CourseDirectory(config=self.config)
+        source = os.path.join(coursedir.format_path(coursedir.source_directory, ".", info["assignment"]), f"{info['notebook']}.ipynb")
+        if not os.path.isfile(source):
+            self.log.warning("no instructor source at %s: written answers get no rubric comment", source)
+            return nb, resources
+        answers = model_answers(nbformat.read(source, as_version=4))
+        with Gradebook(info["db_url"]) as gradebook:
+            for cell in written:
+                grade_id = _nbgrader(cell)["grade_id"]
+                comment = gradebook.find_comment(grade_id, info["notebook"], info["assignment"], info["student"])
+                if grade_id not in answers or comment.auto_comment == "No response.":
+                    continue
+                comment.auto_comment = ("Graded by hand. The instructor's model answer and rubric "
+                                        "(replace this comment with your own):\n\n" + answers[grade_id])
             gradebook.db.commit()
         return nb, resources
 

@@ -20,11 +20,14 @@
 # | --- | --- |
 # | 1. splitting into heads and merging them back | 3 |
 # | 2. multi-head attention: fused QKV, batched heads, output projection, masks, cross-attention | 7 |
+# | 3. predict, then measure: attention without the $1/\sqrt{D_h}$ | 3 |
+# | 4. written: what the scale is for (graded by your instructor) | 2 |
 #
 # **How you are graded.** Each test cell below is worth points. The tests you see check the
 # basics and say what went wrong; when the notebook is graded, further hidden tests compare
 # your code with the course's reference implementation and with `torch.nn.MultiheadAttention`
-# on random shapes, `float32` and `float64`, padding and causal masks. Run every cell from the
+# on random shapes, `float32` and `float64`, padding and causal masks. Exercise 4 is a short written
+# answer that your instructor reads and grades. Run every cell from the
 # top (*Kernel → Restart & Run All*) before you submit.
 #
 # **Conventions.** Letters: `B` batch, `T` length, `D` model width, `H` heads, `Dh = D / H`.
@@ -250,3 +253,112 @@ for dtype, atol in ((torch.float32, 1e-5), (torch.float64, 1e-10)):
             report(f"mha/hidden/weights/{case}", got_w, atol=atol)
             report(f"mha/hidden/outputs/{case}", got_out, atol=atol)
 ### END HIDDEN TESTS
+
+
+# %% [markdown]
+# ## Exercise 3: predict, then measure: attention without the $1/\sqrt{D_h}$ (3 points)
+#
+# Every head divides its scores by $\sqrt{D_h}$. What happens without it? **Predict first**, and
+# write your prediction in exercise 4 before you run anything: for queries and keys with independent
+# standard normal entries, 64 keys, and a head width of $D_h = 256$, how large will the largest of a
+# query's 64 weights be on average, with the scale and without it? (Uniform weights would give
+# $1/64 \approx 0.016$.) And the gradient that reaches the scores?
+#
+# Then measure. `attention_saturation(head_dim, scaled, generator)` draws, **in this order** from
+# `generator`, in `float64`: queries `(256, head_dim)`, keys `(64, head_dim)` and an upstream gradient
+# `(256, 64)`, all `torch.randn`. It computes the scores $QK^\top$, divided by $\sqrt{D_h}$ when
+# `scaled`, the softmax weights over the keys, and returns three floats:
+#
+# 1. the standard deviation of the scores (`scores.std()`),
+# 2. the mean over queries of the largest weight,
+# 3. the mean absolute gradient of $\sum_{q,k} \text{weights}_{qk}\, \text{upstream}_{qk}$ with respect
+#    to the scores (what backpropagation hands the scores when the layer above sends `upstream`;
+#    make the scores a leaf with `requires_grad_()` and call `.backward()`, or write the softmax's
+#    Jacobian-vector product by hand).
+
+# %% solution="saturation"
+def attention_saturation(head_dim, scaled, generator, num_queries=256, num_keys=64):
+    """-> (score standard deviation, mean largest weight, mean |d loss / d score|), three Python floats.
+
+    queries (num_queries, head_dim), keys (num_keys, head_dim), upstream (num_queries, num_keys):
+    torch.randn(..., generator=generator, dtype=torch.float64), drawn in that order.
+    """
+    ### BEGIN SOLUTION
+    queries = torch.randn(num_queries, head_dim, generator=generator, dtype=torch.float64)
+    keys = torch.randn(num_keys, head_dim, generator=generator, dtype=torch.float64)
+    upstream = torch.randn(num_queries, num_keys, generator=generator, dtype=torch.float64)
+    scores = queries @ keys.T  # (Q, K): a sum of head_dim products of unit variance, so variance head_dim
+    if scaled:
+        scores = scores / math.sqrt(head_dim)  # back to unit variance, whatever the head width
+    scores.requires_grad_()
+    weights = torch.softmax(scores, dim=-1)
+    (weights * upstream).sum().backward()
+    return scores.std().item(), weights.max(dim=-1).values.mean().item(), scores.grad.abs().mean().item()
+    ### END SOLUTION
+
+
+# %% tests="saturation_visible" points=1
+print(f"{'D_h':>5} | {'score std':>20} | {'mean largest weight':>20} | {'mean |gradient|':>22}")
+print(f"{'':>5} | {'scaled   unscaled':>20} | {'scaled   unscaled':>20} | {'scaled     unscaled':>22}")
+measured = {}
+for head_dim in (4, 16, 64, 256, 1024):
+    measured[head_dim] = {scaled: attention_saturation(head_dim, scaled, torch.Generator().manual_seed(0)) for scaled in (True, False)}
+    (s_std, s_max, s_grad), (u_std, u_max, u_grad) = measured[head_dim][True], measured[head_dim][False]
+    print(f"{head_dim:>5} | {s_std:8.2f} {u_std:10.2f} | {s_max:8.3f} {u_max:10.3f} | {s_grad:10.5f} {u_grad:10.5f}")
+
+result = attention_saturation(16, True, torch.Generator().manual_seed(0))
+assert isinstance(result, tuple) and len(result) == 3 and all(isinstance(v, float) for v in result), \
+    f"attention_saturation must return a tuple of three Python floats (use .item()), got {result!r}"
+generator = torch.Generator().manual_seed(0)
+queries = torch.randn(256, 16, generator=generator, dtype=torch.float64)
+keys = torch.randn(64, 16, generator=generator, dtype=torch.float64)
+expected_std = (queries @ keys.T / 4).std().item()
+assert abs(result[0] - expected_std) < 1e-9, (f"scaled score std at D_h=16: got {result[0]:.6f}, expected {expected_std:.6f}: "
+                                              "are queries drawn before keys, from the generator, in float64, and divided by sqrt(16)?")
+assert 0.9 < measured[256][True][0] < 1.1 and measured[256][False][0] > 10, "scaled scores should have std near 1, unscaled near sqrt(D_h)"
+print("Exercise 3: visible tests passed.")
+
+# %% tests="saturation_hidden" points=2
+# Hidden tests, run when the notebook is graded: the three numbers at other head widths and seeds,
+# scaled and not, compared with the reference's.
+### BEGIN HIDDEN TESTS
+from course.checks import report
+
+for head_dim, seed in ((1, 31), (8, 32), (128, 33), (512, 34)):
+    for scaled in (True, False):
+        got = attention_saturation(head_dim, scaled, torch.Generator().manual_seed(seed))
+        report(f"saturation/d{head_dim}/{'scaled' if scaled else 'unscaled'}", torch.tensor(got, dtype=torch.float64), rtol=1e-6, atol=1e-9)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Exercise 4: what the scale is for (2 points, graded by your instructor)
+#
+# In the cell below, in a few sentences:
+#
+# 1. your prediction from exercise 3, as you wrote it **before** running it;
+# 2. what the table shows as $D_h$ grows, with and without the scale (quote two numbers), and why the
+#    score's standard deviation grows as it does;
+# 3. what this would do to training a model whose heads are 256 wide without the scale.
+
+# %% [markdown] answer="scale_explained" points=2
+# ### BEGIN SOLUTION
+# **Model answer.** A score $q\cdot k = \sum_{i=1}^{D_h} q_i k_i$ is a sum of $D_h$ independent products
+# of variance 1, so its variance is $D_h$ and its standard deviation $\sqrt{D_h}$ (16 at $D_h = 256$).
+# Unscaled, the scores spread further apart as heads widen, and the softmax turns large gaps into
+# nearly one-hot weights: the mean largest weight goes from about 0.29 at $D_h = 4$ to about 0.9 at
+# 256 and 0.95 at 1024, while scaled it stays near 0.1 at every width. A saturated softmax has a
+# Jacobian near zero ($\mathrm{diag}(p) - pp^\top \to 0$ as $p$ becomes one-hot), so the gradient
+# reaching the scores shrinks about tenfold between $D_h = 4$ and 1024 unscaled and does not change
+# scaled. Training without the scale would start with heads that each attend to one arbitrary key
+# and learn slowly to move that attention: dividing by $\sqrt{D_h}$ keeps the scores at unit variance
+# at initialisation, whatever the width.
+#
+# **Rubric (2 points).**
+# - 1 point: the variance argument (sum of $D_h$ unit-variance products: std $\sqrt{D_h}$) and the
+#   measured effect on the weights (nearly one-hot unscaled, flat and width-independent scaled) with
+#   numbers from the table.
+# - 1 point: the consequence for learning: saturated softmax, vanishing gradient to the scores (with the
+#   measured drop), so slow or stuck training; the scale keeps unit variance at any width.
+# - The prediction itself earns nothing and loses nothing: a wrong prediction with a right explanation
+#   earns both points. 0 for a part only restating numbers without a reason.
+# ### END SOLUTION

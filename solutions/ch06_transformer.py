@@ -19,12 +19,16 @@
 # | --- | --- |
 # | 1. the encoder block, post-LN and pre-LN | 5 |
 # | 2. the decoder block: causal self-attention, cross-attention, feed-forward | 5 |
+# | 3. train your encoder to sort digits, then take its positions away | 4 |
+# | 4. written: why the sorter without positions fails (graded by your instructor) | 2 |
 #
 # **How you are graded.** Each test cell below is worth points. The tests you see check the
 # basics and say what went wrong; when the notebook is graded, further hidden tests compare
 # your blocks with the course's reference implementation and with `torch.nn.TransformerEncoderLayer`
 # / `torch.nn.TransformerDecoderLayer` on random shapes, `float32` and `float64`, with masks,
-# and check that a decoder block never looks at the future. Run every cell from the top
+# and check that a decoder block never looks at the future; exercise 3 trains your model again
+# from another seed and checks the accuracy it reaches. Exercise 4 is a short written answer that
+# your instructor reads and grades. Run every cell from the top
 # (*Kernel → Restart & Run All*) before you submit.
 #
 # **Building blocks.** Use the course's `MultiHeadAttention` (your exercise 5; it returns
@@ -256,3 +260,173 @@ for dtype, atol in ((torch.float32, 1e-5), (torch.float64, 1e-10)):
                 changed[:, cut:] = torch.randn(B, T - cut, D, generator=generator, dtype=dtype)
                 report(f"decoder_block/hidden/causality/{where}", student(changed, memory, memory_ok)[:, :cut], atol=atol)
 ### END HIDDEN TESTS
+
+
+# %% [markdown]
+# ## Exercise 3: train your encoder to sort digits, then take its positions away (4 points)
+#
+# Your encoder block now learns a task. The input is 8 random digits, the target the same digits
+# sorted: `[3, 9, 0, 3, 7, 1, 1, 5] -> [0, 1, 1, 3, 3, 5, 7, 9]`. An encoder-only model predicts
+# output $i$ at position $i$ (one classification per position, cross-entropy, no decoder):
+#
+# $$h^{(0)}_i = \mathrm{embed}(x_i) + p_i, \qquad h^{(\ell)} = \mathrm{block}_\ell(h^{(\ell-1)}), \qquad
+# \mathrm{logits}_i = W_{out}\, \mathrm{LN}(h^{(L)}_i) + b_{out}$$
+#
+# with a learned positional embedding $p_i$ (`nn.Embedding(max_len, d_model)`, position $i$'s row)
+# and $L$ of **your** `TransformerEncoderLayer`s (pre-LN, no mask). With `positions=False` the model
+# has no $p_i$ at all: $h^{(0)}_i = \mathrm{embed}(x_i)$.
+#
+# Write the model; the cell after it (read-only) trains it with Adam for a few hundred steps, which
+# takes a few seconds. The tests train it and check that it sorts at least 80 % of new sequences
+# exactly, and that without positions it is what chapter 4 says self-attention alone is:
+# permutation-equivariant (permute the input, and the outputs are permuted the same way).
+#
+# **Before you run the test cell**, write down in exercise 4 what you expect the model *without*
+# positions to reach.
+
+# %% solution="sorter"
+class Sorter(nn.Module):
+    """Encoder-only model: tokens (B, T) long -> logits (B, T, vocab_size).
+
+    Attributes: embedding = nn.Embedding(vocab_size, d_model); positions = nn.Embedding(max_len, d_model)
+    when positions=True, else None; blocks = nn.ModuleList of num_layers TransformerEncoderLayer(d_model,
+    num_heads, d_ff, norm_first=True) (yours, exercise 1); norm = nn.LayerNorm(d_model);
+    output = nn.Linear(d_model, vocab_size).
+    """
+
+    def __init__(self, vocab_size, d_model, num_heads, d_ff, num_layers, max_len, positions=True):
+        super().__init__()
+        ### BEGIN SOLUTION
+        self.embedding = nn.Embedding(vocab_size, d_model)
+        self.positions = nn.Embedding(max_len, d_model) if positions else None
+        self.blocks = nn.ModuleList(TransformerEncoderLayer(d_model, num_heads, d_ff, norm_first=True) for _ in range(num_layers))
+        self.norm = nn.LayerNorm(d_model)
+        self.output = nn.Linear(d_model, vocab_size)
+        ### END SOLUTION
+
+    def forward(self, tokens):
+        ### BEGIN SOLUTION
+        B, T = tokens.shape
+        h = self.embedding(tokens)  # (B, T, D)
+        if self.positions is not None:
+            h = h + self.positions(torch.arange(T, device=tokens.device))  # (T, D) broadcasts over the batch
+        for block in self.blocks:
+            h = block(h)
+        return self.output(self.norm(h))  # (B, T, V)
+        ### END SOLUTION
+
+
+# %%
+# Read-only: the task and the training loop the tests use (twenty lines, no framework).
+import time
+
+import torch.nn.functional as F
+
+DIGITS, LENGTH = 10, 8
+
+# A model this small trains fastest on one thread: on a busy machine, torch's threads mostly wait
+# for each other (the sorter of chapter 6: 5 s on one thread, 39 s on two, measured on a loaded 2-core machine).
+torch.set_num_threads(1)
+
+
+def sorting_batch(batch_size, generator):
+    """(B, 8) random digits and the same digits sorted, drawn from ``generator``."""
+    tokens = torch.randint(0, DIGITS, (batch_size, LENGTH), generator=generator)
+    return tokens, tokens.sort(dim=-1).values
+
+
+def train_sorter(model, steps=300, batch_size=64, lr=3e-3, seed=0):
+    """Adam on fresh random batches; returns the fraction of 1,000 new sequences sorted exactly."""
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(steps):
+        tokens, targets = sorting_batch(batch_size, generator)
+        loss = F.cross_entropy(model(tokens).flatten(0, 1), targets.flatten())  # one class per position
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    tokens, targets = sorting_batch(1000, torch.Generator().manual_seed(seed + 1000))
+    with torch.no_grad():
+        return (model(tokens).argmax(dim=-1) == targets).all(dim=-1).float().mean().item()
+
+
+def sorter_settings(positions):
+    return dict(vocab_size=DIGITS, d_model=32, num_heads=4, d_ff=64, num_layers=1, max_len=LENGTH, positions=positions)
+
+
+# %% tests="sorter_visible" points=2
+torch.manual_seed(8)
+sorter = Sorter(**sorter_settings(positions=True))
+check_shape(sorter(torch.zeros(3, LENGTH, dtype=torch.long)), (3, LENGTH, DIGITS), "Sorter logits for tokens (3, 8)")
+assert sum(isinstance(m, TransformerEncoderLayer) for m in sorter.modules()) == 1, "one TransformerEncoderLayer (yours) in sorter.blocks"
+start = time.perf_counter()
+accuracy = train_sorter(sorter, seed=0)
+print(f"with positions: {accuracy:.1%} of new sequences sorted exactly ({time.perf_counter() - start:.1f} s of training)")
+assert accuracy >= 0.8, (f"the sorter reached {accuracy:.1%} exact matches, expected at least 80 %: is the positional embedding "
+                         "added to every sequence, and does forward end with norm then output?")
+
+torch.manual_seed(8)
+blind = Sorter(**sorter_settings(positions=False))
+blind_accuracy = train_sorter(blind, seed=0)
+print(f"without positions: {blind_accuracy:.1%} of new sequences sorted exactly")
+permutation = torch.randperm(LENGTH)
+tokens, _ = sorting_batch(16, torch.Generator().manual_seed(3))
+with torch.no_grad():
+    check_close(blind(tokens[:, permutation]), blind(tokens)[:, permutation],
+                "without positions, permuting the input should permute the logits the same way",
+                hint="positions=False must leave out the positional embedding entirely")
+print("Exercise 3: visible tests passed.")
+
+# %% tests="sorter_hidden" points=2
+# Hidden tests, run when the notebook is graded: your model trained from another initialisation
+# and other batches must still sort; without positions it must stay permutation-equivariant.
+### BEGIN HIDDEN TESTS
+from course.checks import report
+
+torch.manual_seed(86)
+trained = Sorter(**sorter_settings(positions=True))
+report("sorter/exact_match", train_sorter(trained, seed=86), bound=(">=", 0.8))
+torch.manual_seed(87)
+blind = Sorter(**sorter_settings(positions=False))
+tokens, _ = sorting_batch(32, torch.Generator().manual_seed(88))
+permutation = torch.randperm(LENGTH, generator=torch.Generator().manual_seed(89))
+with torch.no_grad():
+    gap = (blind(tokens[:, permutation]) - blind(tokens)[:, permutation]).abs().max()
+    positional_gap = (trained(tokens[:, permutation]) - trained(tokens)[:, permutation]).abs().max()
+report("sorter/no_positions_equivariance_gap", gap, bound=("<=", 1e-4))
+report("sorter/positions_break_equivariance", positional_gap, bound=(">=", 1e-2))
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Exercise 4: why the sorter without positions fails (2 points, graded by your instructor)
+#
+# In the cell below, in a few sentences:
+#
+# 1. your prediction, written **before** you ran exercise 3's tests: what fraction of sequences
+#    would the model without positions sort exactly?
+# 2. what you measured, and why: what can output $i$ of the model without positions depend on, and
+#    why does that make sorting impossible (think of the property the test checks)?
+# 3. one task on which the model without positions would do as well as the one with them.
+
+# %% [markdown] answer="sorter_explained" points=2
+# ### BEGIN SOLUTION
+# **Model answer.** Without positions, the block is permutation-equivariant: output $i$ is a
+# function of token $x_i$ and of the *multiset* of all tokens, never of $i$. Two positions holding
+# the same digit get the same output, and position 0 cannot know it must emit the smallest digit
+# while position 7 emits the largest: a sorted output is impossible unless the input was already
+# sorted, so exact match is about 0 % (measured: a fraction of a percent; per-token accuracy well
+# below 50 %). With learned positions the same model sorts almost every sequence. A task whose
+# answer does not depend on where a token is works without positions, e.g. counting how often
+# each position's digit occurs in the sequence (a histogram), or "is digit 7 present".
+#
+# **Rubric (2 points).**
+# - 1 point: the explanation names equivariance / that without positions output $i$ cannot depend on $i$
+#   (equal digits get equal outputs, the model sees a bag of tokens), so the sorted order cannot be produced;
+#   the measured figure (near 0 %) is reported. A prediction that was wrong earns full marks if the
+#   explanation is right.
+# - 1 point: a correct task that needs no positions (histogram, presence, sum or maximum of the digits
+#   at every position, ...), with a reason.
+# - 0 points for a part that is missing, or that only restates the numbers without a reason.
+# ### END SOLUTION

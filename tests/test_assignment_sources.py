@@ -23,3 +23,27 @@ def test_cells_carry_nbgrader_metadata_with_stable_ids(assignment):
             assert marks["locked"], f"{marks['grade_id']} should be read-only"
         if marks["grade"]:
             assert marks["points"] > 0
+
+
+def _convert(tmp_path, text: str):
+    source = tmp_path / "ch99_example.py"
+    source.write_text("# %% [markdown]\n# # Title\n\n# %%\nimport torch\n\n" + text)
+    return nbgrader_notebook(source)
+
+
+def test_a_written_answer_becomes_a_manually_graded_markdown_cell(tmp_path):
+    notebook = _convert(tmp_path, '# %% [markdown] answer="why_scale" points=2\n# ### BEGIN SOLUTION\n# model answer, rubric\n# ### END SOLUTION\n')
+    answer = [cell for cell in notebook.cells if cell.metadata["nbgrader"]["grade_id"] == "why_scale"]
+    assert len(answer) == 1 and answer[0].cell_type == "markdown"
+    marks = answer[0].metadata["nbgrader"]
+    assert marks["solution"] and marks["grade"] and not marks["locked"] and marks["points"] == 2
+
+
+@pytest.mark.parametrize("text, complaint", [
+    ('# %% answer="why" points=2\n### BEGIN SOLUTION\nx = 1\n### END SOLUTION\n', "must be a markdown cell"),
+    ('# %% [markdown] answer="why"\n# ### BEGIN SOLUTION\n# text\n# ### END SOLUTION\n', "has no points="),
+    ('# %% [markdown] answer="why" points=1\n# a model answer the student would see\n', "has no ### BEGIN SOLUTION"),
+])
+def test_a_malformed_written_answer_is_refused(tmp_path, text, complaint):
+    with pytest.raises(ValueError, match=complaint):
+        _convert(tmp_path, text)

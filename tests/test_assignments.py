@@ -5,6 +5,10 @@ students submit: the reference solution (must earn full marks), the untouched st
 version (must earn zero on every graded cell) and a partial answer (the first exercise
 solved, the rest left as stubs: must earn some points, not all). Grades are read back from
 nbgrader's own CSV export and gradebook.
+
+A written answer (a markdown answer cell with points, graded by a person) earns nothing
+automatically: the solution's is listed for manual grading with its points and the rubric as
+its comment, and earns its points once a grader gives them; the untouched stub's earns zero.
 """
 
 import csv
@@ -15,6 +19,7 @@ import nbformat
 import pytest
 
 from grading.assignments import REPO, assignment_names, nbgrader_command, nbgrader_notebook, write_nbgrader_source
+from grading.config import is_written_answer
 
 ASSIGNMENTS = assignment_names()
 STUDENTS = ("solution", "stub", "partial")
@@ -102,12 +107,67 @@ def cell_grades(course: Path, assignment: str, student: str) -> dict:
         return {grade.name: (grade.score, grade.max_score) for grade in submitted.grades}
 
 
+def written_answers(assignment: str) -> dict:
+    """{grade id: points} of the answers a person grades (``# %% [markdown] answer="id" points=N``)."""
+    notebook = nbgrader_notebook(REPO / "solutions" / f"{assignment}.py")
+    return {cell.metadata["nbgrader"]["grade_id"]: cell.metadata["nbgrader"]["points"] for cell in notebook.cells if is_written_answer(cell)}
+
+
+def manual_grading(course: Path, assignment: str, student: str) -> dict:
+    """{grade id: (needs manual grade, max score, comment)} of the student's graded cells."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        submitted = gradebook.find_submission_notebook(assignment, assignment, student)
+        comments = {comment.name: comment.comment for comment in submitted.comments}
+        return {grade.name: (grade.needs_manual_grade, grade.max_score, comments.get(grade.name)) for grade in submitted.grades}
+
+
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_solution_earns_full_marks(graded_course, assignment):
+    """Every autograded point; the written answers wait for a person (their points are not yet given)."""
     score, max_score = exported_grades(graded_course)[(assignment, "solution")]
     assert max_score > 0
-    failing = {name: grade for name, grade in cell_grades(graded_course, assignment, "solution").items() if grade[0] != grade[1]}
-    assert score == max_score, f"the reference solution lost points on {failing}"
+    written = written_answers(assignment)
+    grades = cell_grades(graded_course, assignment, "solution")
+    failing = {name: grade for name, grade in grades.items() if grade[0] != grade[1] and name not in written}
+    assert failing == {} and score == max_score - sum(written.values()), f"the reference solution lost points on {failing}"
+
+
+WRITTEN = [assignment for assignment in ASSIGNMENTS if written_answers(assignment)]
+
+
+@pytest.mark.parametrize("assignment", WRITTEN)
+def test_written_answer_is_listed_for_manual_grading_with_its_rubric(graded_course, assignment):
+    grading = manual_grading(graded_course, assignment, "solution")
+    for grade_id, points in written_answers(assignment).items():
+        needs_manual_grade, max_score, comment = grading[grade_id]
+        assert needs_manual_grade and max_score == points, f"{grade_id}: expected in formgrader's manual list, worth {points}"
+        assert comment and "Rubric" in comment, f"{grade_id}: the grader should see the rubric as the comment, got {comment!r}"
+        feedback = (graded_course / "feedback" / "solution" / assignment / f"{assignment}.html").read_text()
+        assert "Graded by hand" in feedback, "the feedback shows the grader's comment (here still the rubric)"
+    stub = manual_grading(graded_course, assignment, "stub")
+    for grade_id in written_answers(assignment):
+        assert stub[grade_id][0] is False and "Rubric" not in (stub[grade_id][2] or ""), "an untouched answer scores 0, no rubric"
+
+
+@pytest.mark.parametrize("assignment", WRITTEN)
+def test_written_answer_earns_its_points_once_a_grader_gives_them(graded_course, assignment, tmp_path):
+    """What formgrader does when the grader enters a score: the solution then reaches the maximum."""
+    import shutil
+
+    from nbgrader.api import Gradebook
+
+    course = tmp_path / "course"
+    shutil.copytree(graded_course, course, ignore=shutil.ignore_patterns("autograded", "feedback", "submitted"))
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        for grade_id, points in written_answers(assignment).items():
+            grade = gradebook.find_grade(grade_id, assignment, assignment, "solution")
+            grade.manual_score, grade.needs_manual_grade = points, False
+        gradebook.db.commit()
+    nbgrader_command("export", "--to", "grades.csv", cwd=course)
+    score, max_score = exported_grades(course)[(assignment, "solution")]
+    assert score == max_score
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -143,10 +203,12 @@ def test_student_version_in_exercises_is_the_nbgrader_release(graded_course, ass
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_student_version_shows_no_solution_and_no_hidden_test(assignment):
     text = (REPO / "exercises" / assignment / f"{assignment}.ipynb").read_text()
-    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "reference_"):
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "reference_", "Rubric", "Model answer"):
         assert marker not in text, f"{marker!r} leaked into the student version of {assignment}"
     notebook = nbformat.read(REPO / "exercises" / assignment / f"{assignment}.ipynb", as_version=4)
-    assert all("raise NotImplementedError()" in cell.source for cell in answer_cells(notebook))
+    for cell in answer_cells(notebook):
+        stub = "YOUR ANSWER HERE" if cell.cell_type == "markdown" else "raise NotImplementedError()"
+        assert stub in cell.source, f"answer cell {cell.metadata['nbgrader']['grade_id']} should hold nbgrader's stub {stub!r}"
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
