@@ -49,7 +49,7 @@ def main() -> None:
     settings = {k: v for k, v in T.TRAINING.items() if k != "steps"}
     for name in args.models:
         if args.train:
-            model, record = T.train_with_validation(name, data, steps=steps, progress=sys.stderr.isatty(), **settings)
+            model, record = T.train_with_validation(name, data, steps=steps, progress=True, **settings)
             path = T.save_model(model, record, data, args.folder)
             print(f"{name}: trained {steps} steps in {record['seconds']:.0f} s, best validation loss "
                   f"{record['best_val_loss']:.3f} at step {record['best_step']}, saved to {path} "
