@@ -140,14 +140,15 @@ def modified_precision(hypothesis, reference, n):
     ### END SOLUTION
 
 
-def brevity_penalty(hypothesis_length, reference_length):
-    """1.0 if hypothesis_length >= reference_length, else exp(1 - r / c); 0.0 if hypothesis_length is 0."""
+def brevity_penalty(c, r):
+    """c = total length of the hypotheses, r = total length of the references:
+    1.0 if c >= r, else exp(1 - r / c); 0.0 if c is 0."""
     ### BEGIN SOLUTION
-    if hypothesis_length >= reference_length:
+    if c >= r:
         return 1.0
-    if hypothesis_length == 0:
+    if c == 0:
         return 0.0
-    return math.exp(1 - reference_length / hypothesis_length)
+    return math.exp(1 - r / c)
     ### END SOLUTION
 
 
