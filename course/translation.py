@@ -583,6 +583,8 @@ def train_with_validation(name: str, data: TranslationData, steps: int, batch_si
 
     record = train_translation(model, data.ids["train"], steps, batch_size, seed=seed, eval_every=eval_every,
                                on_eval=on_eval, progress=progress, **OPTIMISER[name])
+    if not history["steps"] or history["steps"][-1] != steps:  # the last weights are a candidate too
+        on_eval(steps)
     model.load_state_dict(best["weights"])
     model.eval()
     return model, {"name": name, "seconds": record["seconds"], "steps_trained": steps, "best_step": best["step"],
