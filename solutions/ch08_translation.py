@@ -35,8 +35,16 @@
 import math
 from collections import Counter
 
-import sacrebleu
 import torch
+
+try:
+    import sacrebleu  # installed with the course (requirements.txt)
+except ImportError:  # Colab and other places without it
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "sacrebleu"], check=True)
+    import sacrebleu
 
 from course.checks import check_close, check_shape, report
 from course.seq2seq_data import Batch
