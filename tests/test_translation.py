@@ -233,3 +233,29 @@ def test_saved_model_loads_back_and_refuses_other_data(tmp_path):
     other = T.translation_data(max_words=9, min_count=2)
     with pytest.raises(ValueError, match="trained on other data"):
         T.load_model("bahdanau", other, tmp_path)
+
+
+@pytest.mark.parametrize("name", T.MODEL_NAMES)
+def test_shipped_book_checkpoints_load_into_the_current_model_code(name):
+    """Chapter 8 evaluates the models in data/translation_models/book/: they must still fit the code.
+
+    load_model checks the corpus settings and vocabulary sizes; load_state_dict (strict) checks every
+    parameter's name and shape against course/rnn.py and course/transformer.py as they are now. If this
+    fails after a change to the models, run `python benchmarks/translation.py --train` and commit the files.
+    """
+    folder = T.CHECKPOINT_FOLDER.parent / "book"
+    data = T.translation_data(max_words=16, min_count=3)  # the book profile's corpus, whatever COURSE_PROFILE says
+    model, record = T.load_model(name, data, folder)
+    assert record["name"] == name and record["steps_trained"] > 0 and len(record["train_loss"]) == record["steps_trained"]
+    saved = torch.load(folder / f"{name}.pt", map_location="cpu", weights_only=True)
+    assert all(v.dtype in (torch.float16, torch.long, torch.bool) for v in saved["weights"].values()), "stored in float16"
+    batch = T.collate(data.ids["test"][:4])
+    with torch.no_grad():
+        logits = model(batch.src, batch.src_lengths, batch.tgt_in)
+    assert logits.shape == (*batch.tgt_in.shape, len(data.target_vocab)) and torch.isfinite(logits).all()
+
+
+def test_shipped_book_checkpoints_are_small():
+    folder = T.CHECKPOINT_FOLDER.parent / "book"
+    total = sum(path.stat().st_size for path in folder.glob("*.pt"))
+    assert len(list(folder.glob("*.pt"))) == len(T.MODEL_NAMES) and total <= 10_000_000, f"{total / 1e6:.1f} MB"

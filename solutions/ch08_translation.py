@@ -1,0 +1,322 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Exercises 8: translating real sentences
+#
+# The three pieces of chapter 8 that sit between a model and a BLEU score: the batches the models
+# are trained on, the score itself, and the search that turns a model into translations.
+#
+# | exercise | points |
+# | --- | --- |
+# | 1. a padding-aware batch of sentence pairs | 3 |
+# | 2. BLEU: modified n-gram precision, brevity penalty, corpus score | 5 |
+# | 3. beam search with length normalisation | 5 |
+#
+# **How you are graded.** Each test cell below is worth points. The tests you see check the
+# basics and say what went wrong; when the notebook is graded, hidden tests run your functions on
+# further inputs (random sentence pairs, random corpora, small random models) and the grader
+# compares the results with those of the course's reference solution. Run every cell from the top
+# (*Kernel → Restart & Run All*) before you submit.
+#
+# **Conventions** (as in chapters 1-8). Token ids: `PAD = 0`, `BOS = 1`, `EOS = 2`. A sentence is a
+# list of token ids (exercises 1 and 3) or a list of words (exercise 2).
+
+# %%
+import math
+from collections import Counter
+
+import torch
+
+try:
+    import sacrebleu  # installed with the course (requirements.txt)
+except ImportError:  # Colab and other places without it
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "sacrebleu"], check=True)
+    import sacrebleu
+
+from course.checks import check_close, check_shape, report
+from course.seq2seq_data import Batch
+from course.translation import exhaustive_search
+
+PAD, BOS, EOS = 0, 1, 2
+torch.manual_seed(0)
+
+# %% [markdown]
+# ## Exercise 1: a padding-aware batch (3 points)
+#
+# Sentences have different lengths, a batch is one rectangular tensor. Given a list of
+# `(source ids, target ids)` pairs, build the `Batch` the course's models train on:
+#
+# - `src (B, S)`: the sources, padded on the right with `PAD` to the longest source;
+# - `src_lengths (B,)`: the real length of each source (the encoder and the attention masks need it);
+# - `tgt_in (B, T + 1)`: `BOS` followed by the target (what the decoder reads, teacher forcing);
+# - `tgt_out (B, T + 1)`: the target followed by `EOS` (what it must predict), padded with `PAD`,
+#   which the loss ignores.
+#
+# All four are `torch.long` tensors. An empty source or target is allowed (its row is all padding,
+# apart from the `BOS` or the `EOS`).
+
+# %% solution="collate"
+def collate(pairs):
+    """[(source ids, target ids), ...] -> Batch(src, src_lengths, tgt_in, tgt_out), padded with PAD."""
+    ### BEGIN SOLUTION
+    def padded(sequences):
+        width = max(len(s) for s in sequences)
+        return torch.tensor([list(s) + [PAD] * (width - len(s)) for s in sequences], dtype=torch.long)
+
+    sources = [list(source) for source, _ in pairs]
+    targets = [list(target) for _, target in pairs]
+    return Batch(
+        src=padded(sources),
+        src_lengths=torch.tensor([len(s) for s in sources], dtype=torch.long),
+        tgt_in=padded([[BOS] + t for t in targets]),
+        tgt_out=padded([t + [EOS] for t in targets]),
+    )
+    ### END SOLUTION
+
+
+# %% tests="collate_visible" points=1
+batch = collate([([5, 6, 7], [8, 9]), ([4], [10, 11, 12])])
+for name, shape in (("src", (2, 3)), ("src_lengths", (2,)), ("tgt_in", (2, 4)), ("tgt_out", (2, 4))):
+    check_shape(getattr(batch, name), shape, f"batch.{name}")
+    assert getattr(batch, name).dtype == torch.long, f"batch.{name} must be a torch.long tensor"
+check_close(batch.src, torch.tensor([[5, 6, 7], [4, PAD, PAD]]), "batch.src",
+            hint="each source padded on the right with PAD = 0 to the longest source")
+check_close(batch.src_lengths, torch.tensor([3, 1]), "batch.src_lengths", hint="the lengths before padding")
+check_close(batch.tgt_in, torch.tensor([[BOS, 8, 9, PAD], [BOS, 10, 11, 12]]), "batch.tgt_in",
+            hint="BOS = 1 first, then the target, then padding")
+check_close(batch.tgt_out, torch.tensor([[8, 9, EOS, PAD], [10, 11, 12, EOS]]), "batch.tgt_out",
+            hint="the target, then EOS = 2, then padding: tgt_out[:, t] is what the decoder must say after reading tgt_in[:, :t + 1]")
+print("Exercise 1: visible tests passed.")
+
+# %% tests="collate_hidden" points=2
+# Hidden tests, run when the notebook is graded: random batches, empty sentences, a batch of one.
+### BEGIN HIDDEN TESTS
+generator = torch.Generator().manual_seed(81)
+for case, batch_size in enumerate((1, 4, 9)):
+    pairs = []
+    for _ in range(batch_size):
+        source_length, target_length = torch.randint(0, 12, (2,), generator=generator).tolist()
+        pairs.append((torch.randint(3, 50, (source_length,), generator=generator).tolist(),
+                      torch.randint(3, 50, (target_length,), generator=generator).tolist()))
+    pairs[0] = (pairs[0][0] + [7], pairs[0][1])  # no source empty in every row
+    batch = collate(pairs)
+    for name in ("src", "src_lengths", "tgt_in", "tgt_out"):
+        report(f"collate/case{case}/{name}", getattr(batch, name))
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Exercise 2: BLEU from its definition (5 points)
+#
+# BLEU {cite}`papineni2002bleu` compares a system's translations (hypotheses) with reference
+# translations, one reference per hypothesis here. For each order $n = 1..4$:
+#
+# - the **modified precision** $p_n$: the hypothesis n-grams that also occur in the reference, each
+#   n-gram counted at most as many times as it occurs in the reference ("clipped"), divided by the
+#   number of hypothesis n-grams. "the the the the" against "the cat" has 1 clipped unigram match
+#   out of 4. Over a *corpus*, the matches and the totals of every sentence are summed first, then
+#   divided.
+# - the **brevity penalty** punishes a corpus of hypotheses of total length $c$ that is shorter than
+#   its references (total length $r$): $\mathrm{BP} = 1$ if $c \ge r$, else $e^{1 - r/c}$ (and 0 when $c = 0$).
+#
+# $$\mathrm{BLEU} = 100 \cdot \mathrm{BP} \cdot \exp\Big(\frac14 \sum_{n=1}^{4} \log p_n\Big),$$
+#
+# 0 if some order has no match at all (no smoothing). Sentences are lists of words here.
+
+# %% solution="bleu"
+def modified_precision(hypothesis, reference, n):
+    """(clipped n-gram matches, number of n-grams in the hypothesis), two ints."""
+    ### BEGIN SOLUTION
+    def ngrams(words):
+        return Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+
+    hypothesis_counts, reference_counts = ngrams(hypothesis), ngrams(reference)
+    matches = sum(min(count, reference_counts[gram]) for gram, count in hypothesis_counts.items())
+    return matches, sum(hypothesis_counts.values())
+    ### END SOLUTION
+
+
+def brevity_penalty(c, r):
+    """c = total length of the hypotheses, r = total length of the references:
+    1.0 if c >= r, else exp(1 - r / c); 0.0 if c is 0."""
+    ### BEGIN SOLUTION
+    if c >= r:
+        return 1.0
+    if c == 0:
+        return 0.0
+    return math.exp(1 - r / c)
+    ### END SOLUTION
+
+
+def corpus_bleu(hypotheses, references, max_n=4):
+    """Corpus BLEU in [0, 100] of lists of words, one reference per hypothesis, without smoothing."""
+    ### BEGIN SOLUTION
+    matches, totals = [0] * max_n, [0] * max_n
+    for hypothesis, reference in zip(hypotheses, references):
+        for n in range(1, max_n + 1):
+            m, t = modified_precision(hypothesis, reference, n)
+            matches[n - 1] += m
+            totals[n - 1] += t
+    if min(matches) == 0:
+        return 0.0
+    log_precision = sum(math.log(m / t) for m, t in zip(matches, totals)) / max_n
+    c = sum(len(h) for h in hypotheses)
+    r = sum(len(r) for r in references)
+    return 100 * brevity_penalty(c, r) * math.exp(log_precision)
+    ### END SOLUTION
+
+
+# %% tests="bleu_visible" points=2
+assert modified_precision("the the the the".split(), "the cat".split(), 1) == (1, 4), \
+    "'the the the the' against 'the cat': 'the' occurs once in the reference, so 1 clipped match of 4 unigrams"
+assert modified_precision("the cat sat".split(), "the cat sat".split(), 2) == (2, 2), "two bigrams, both matched"
+assert modified_precision("a b".split(), "a b".split(), 3) == (0, 0), "a 2-word hypothesis has no trigram"
+check_close(torch.tensor(brevity_penalty(10, 8)), torch.tensor(1.0), "brevity_penalty(10, 8): longer than the references")
+check_close(torch.tensor(brevity_penalty(8, 10)), torch.tensor(math.exp(1 - 10 / 8)), "brevity_penalty(8, 10)")
+assert brevity_penalty(0, 5) == 0.0, "brevity_penalty(0, 5): an empty output scores 0"
+
+# sacrebleu on words already split (tokenize="none"), without smoothing, is the same definition.
+sacre = sacrebleu.metrics.BLEU(tokenize="none", smooth_method="none")
+generator = torch.Generator().manual_seed(0)
+for trial in range(5):
+    words = [f"w{i}" for i in range(6)]  # a small vocabulary: many matches, some repeated n-grams
+    def sentence():
+        return [words[i] for i in torch.randint(0, 6, (int(torch.randint(4, 12, (1,), generator=generator)),), generator=generator)]
+    hypotheses, references = [sentence() for _ in range(8)], [sentence() for _ in range(8)]
+    expected = sacre.corpus_score([" ".join(h) for h in hypotheses], [[" ".join(r) for r in references]]).score
+    check_close(torch.tensor(float(corpus_bleu(hypotheses, references))), torch.tensor(expected),
+                f"corpus_bleu vs sacrebleu, random corpus {trial}", atol=1e-6,
+                hint="sum the matches and totals over the corpus before dividing; BP from the total lengths")
+print("Exercise 2: visible tests passed.")
+
+# %% tests="bleu_hidden" points=3
+# Hidden tests, run when the notebook is graded: random corpora of several sizes and vocabularies,
+# corpora with no match at some order, hypotheses shorter and longer than their references.
+### BEGIN HIDDEN TESTS
+generator = torch.Generator().manual_seed(82)
+
+
+def random_sentence(vocabulary_size, low, high):
+    length = int(torch.randint(low, high, (1,), generator=generator))
+    return [f"w{int(i)}" for i in torch.randint(0, vocabulary_size, (length,), generator=generator)]
+
+
+for case, (vocabulary_size, sentences, hyp_range, ref_range) in enumerate(
+    [(4, 3, (1, 6), (1, 6)), (8, 20, (3, 15), (5, 15)), (30, 10, (5, 10), (5, 10)), (5, 12, (8, 20), (3, 8))]
+):
+    hypotheses = [random_sentence(vocabulary_size, *hyp_range) for _ in range(sentences)]
+    references = [random_sentence(vocabulary_size, *ref_range) for _ in range(sentences)]
+    report(f"bleu/case{case}/corpus_bleu", float(corpus_bleu(hypotheses, references)), atol=1e-6)
+    report(f"bleu/case{case}/precisions",
+           [list(modified_precision(hypotheses[0], references[0], n)) for n in range(1, 5)])
+    report(f"bleu/case{case}/bigram_bleu", float(corpus_bleu(hypotheses, references, max_n=2)), atol=1e-6)
+for case, (c, r) in enumerate([(3, 7), (7, 7), (12, 5), (1, 40)]):
+    report(f"bleu/brevity_penalty/{c}_{r}", float(brevity_penalty(c, r)), atol=1e-9)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Exercise 3: beam search (5 points)
+#
+# A model is given as a function `next_log_probs(prefix) -> (V,) tensor`: the log-probabilities of
+# the next token after the tokens `prefix` (a list of ids, without `BOS`). A *hypothesis* ends with
+# its first `EOS`, or when it reaches `max_len` tokens. Beam search keeps the `beam_size`
+# hypotheses of highest total log-probability $\log p(y) = \sum_t \log p(y_t \mid y_{<t})$:
+#
+# 1. start with one hypothesis, the empty one, of log-probability 0;
+# 2. at each step extend every unfinished hypothesis by every token; a finished hypothesis stays as
+#    it is (it competes with the new ones, unchanged); keep the `beam_size` best candidates by total
+#    log-probability;
+# 3. stop when every kept hypothesis has finished, or after `max_len` steps;
+# 4. return the kept hypothesis with the best **length-normalised** score $\log p(y) / |y|^\alpha$,
+#    where $|y|$ counts the tokens including the `EOS`: every token lowers $\log p$, so without
+#    normalisation ($\alpha = 0$) short translations win.
+#
+# Return `(tokens, score)`: the best hypothesis as a list of ids (ending with `EOS` if it has one)
+# and its normalised score as a float. Every token id in `range(V)` may be produced. With
+# `beam_size = 1` this is greedy search; with a beam large enough to keep every hypothesis it is
+# exact (`exhaustive_search`, imported above, scores every hypothesis).
+
+# %%
+def tiny_model(seed, vocab_size=5, hidden_size=8):
+    """A small random recurrent 'model' in float64: next_log_probs(prefix) -> (vocab_size,) log-probs."""
+    generator = torch.Generator().manual_seed(seed)
+    embed = torch.randn(vocab_size, hidden_size, generator=generator, dtype=torch.float64)
+    recur = torch.randn(hidden_size, hidden_size, generator=generator, dtype=torch.float64) / hidden_size**0.5
+    output = 2 * torch.randn(hidden_size, vocab_size, generator=generator, dtype=torch.float64)
+
+    def next_log_probs(prefix):
+        hidden = torch.zeros(hidden_size, dtype=torch.float64)
+        for token in [BOS] + list(prefix):
+            hidden = torch.tanh(embed[token] + hidden @ recur)
+        return torch.log_softmax(hidden @ output, dim=-1)
+
+    return next_log_probs
+
+
+# %% solution="beam_search"
+def beam_search(next_log_probs, beam_size, max_len, alpha=1.0):
+    """-> (best hypothesis as a list of token ids, its score log p / length**alpha as a float)."""
+    ### BEGIN SOLUTION
+    beams = [([], 0.0)]  # (tokens, total log-probability)
+    for _ in range(max_len):
+        candidates = []
+        for tokens, log_p in beams:
+            if tokens and tokens[-1] == EOS:
+                candidates.append((tokens, log_p))  # finished: kept as it is
+                continue
+            for token, token_log_p in enumerate(next_log_probs(tokens).tolist()):
+                candidates.append((tokens + [token], log_p + token_log_p))
+        beams = sorted(candidates, key=lambda beam: beam[1], reverse=True)[:beam_size]
+        if all(tokens[-1] == EOS for tokens, _ in beams):
+            break
+    scored = [(tokens, log_p / len(tokens) ** alpha) for tokens, log_p in beams]
+    return max(scored, key=lambda beam: beam[1])
+    ### END SOLUTION
+
+
+# %% tests="beam_search_visible" points=2
+model = tiny_model(seed=0)
+tokens, score = beam_search(model, beam_size=1, max_len=6)
+greedy = []
+while len(greedy) < 6 and (not greedy or greedy[-1] != EOS):
+    greedy.append(int(model(greedy).argmax()))
+assert tokens == greedy, f"beam_size=1 must be greedy search: expected {greedy}, got {tokens}"
+log_p = sum(float(model(greedy[:t])[greedy[t]]) for t in range(len(greedy)))
+check_close(torch.tensor(float(score)), torch.tensor(log_p / len(greedy)), "the score of the greedy hypothesis",
+            hint="log p(y) / |y| ** alpha, |y| counting the EOS")
+
+for seed in (1, 2, 3):
+    model = tiny_model(seed=seed, vocab_size=4)
+    for alpha in (0.0, 1.0):
+        best_tokens, best_score = exhaustive_search(model, vocab_size=4, max_len=4, alpha=alpha)
+        tokens, score = beam_search(model, beam_size=64, max_len=4, alpha=alpha)  # 64 = 4**3: nothing pruned
+        assert tokens == best_tokens, (f"with a beam of 64 on 4 tokens and max_len 4, beam search is exact: "
+                                       f"expected {best_tokens}, got {tokens} (seed {seed}, alpha {alpha})")
+        check_close(torch.tensor(float(score)), torch.tensor(best_score), f"the best score (seed {seed}, alpha {alpha})")
+        _, small_beam_score = beam_search(model, beam_size=2, max_len=4, alpha=alpha)
+        assert small_beam_score <= best_score + 1e-9, "no hypothesis can score above the exact search's best"
+print("Exercise 3: visible tests passed.")
+
+# %% tests="beam_search_hidden" points=3
+# Hidden tests, run when the notebook is graded: other random models, vocabularies and lengths,
+# beams of 2 to 6 (where pruning matters), alpha = 0, 0.6 and 1.
+### BEGIN HIDDEN TESTS
+for case, (seed, vocab_size, max_len, beam_size, alpha) in enumerate(
+    [(10, 5, 5, 2, 1.0), (11, 6, 6, 3, 0.6), (12, 5, 7, 4, 1.0), (13, 7, 5, 6, 0.0), (14, 4, 8, 2, 0.6), (15, 8, 6, 5, 1.0)]
+):
+    tokens, score = beam_search(tiny_model(seed, vocab_size=vocab_size), beam_size, max_len, alpha)
+    report(f"beam_search/case{case}/tokens", [int(t) for t in tokens])
+    report(f"beam_search/case{case}/score", float(score), atol=1e-7)
+### END HIDDEN TESTS
