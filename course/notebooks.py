@@ -32,8 +32,8 @@ def repository_url() -> str:
 def setup_cell_source(url: str, for_chapter: bool = True) -> str:
     """Code that, where ``course`` is not importable, clones the repository and puts it on sys.path.
 
-    Colab has torch, numpy, matplotlib and tqdm; of the chapters' imports it lacks only myst_nb,
-    which the chapter's cell installs too (the exercises do not use it).
+    Colab has torch, numpy, matplotlib, scikit-learn and tqdm; of the chapters' imports it lacks
+    myst_nb and sacrebleu, which the chapter's cell installs too (the exercises do not use myst_nb).
     """
     folder = url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
     source = f"""\
@@ -50,8 +50,10 @@ if importlib.util.find_spec("course") is None:
     sys.path.insert(0, os.path.abspath({folder!r}))"""
     if for_chapter:
         source += """
-if importlib.util.find_spec("myst_nb") is None:  # `glue`, which hands numbers to the website's text
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "myst-nb"], check=True)"""
+# What Colab lacks: myst_nb (`glue`, which hands numbers to the website's text), sacrebleu (chapter 8).
+for module, package in [("myst_nb", "myst-nb"), ("sacrebleu", "sacrebleu")]:
+    if importlib.util.find_spec(module) is None:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", package], check=True)"""
     return source
 
 
