@@ -21,11 +21,13 @@
 # | 1. a padding-aware batch of sentence pairs | 3 |
 # | 2. BLEU: modified n-gram precision, brevity penalty, corpus score | 5 |
 # | 3. beam search with length normalisation | 5 |
+# | 4. written: why length normalisation? (graded by your instructor) | 2 |
 #
 # **How you are graded.** Each test cell below is worth points. The tests you see check the
 # basics and say what went wrong; when the notebook is graded, hidden tests run your functions on
 # further inputs (random sentence pairs, random corpora, small random models) and the grader
-# compares the results with those of the course's reference solution. Run every cell from the top
+# compares the results with those of the course's reference solution. Exercise 4 is a short
+# written answer that your instructor reads and grades. Run every cell from the top
 # (*Kernel → Restart & Run All*) before you submit.
 #
 # **Conventions** (as in chapters 1-8). Token ids: `PAD = 0`, `BOS = 1`, `EOS = 2`. A sentence is a
@@ -100,6 +102,11 @@ check_close(batch.tgt_in, torch.tensor([[BOS, 8, 9, PAD], [BOS, 10, 11, 12]]), "
 check_close(batch.tgt_out, torch.tensor([[8, 9, EOS, PAD], [10, 11, 12, EOS]]), "batch.tgt_out",
             hint="the target, then EOS = 2, then padding: tgt_out[:, t] is what the decoder must say after reading tgt_in[:, :t + 1]")
 print("Exercise 1: visible tests passed.")
+### BEGIN HIDDEN TESTS
+for name in ("src", "src_lengths", "tgt_in", "tgt_out"):
+    report(f"collate/visible/{name}", getattr(collate([([5, 6, 7], [8, 9]), ([4], [10, 11, 12])]), name))
+    report(f"collate/visible_empty/{name}", getattr(collate([([], [3]), ([9, 8], [])]), name))
+### END HIDDEN TESTS
 
 # %% tests="collate_hidden" points=2
 # Hidden tests, run when the notebook is graded: random batches, empty sentences, a batch of one.
@@ -200,6 +207,15 @@ for trial in range(5):
                 f"corpus_bleu vs sacrebleu, random corpus {trial}", atol=1e-6,
                 hint="sum the matches and totals over the corpus before dividing; BP from the total lengths")
 print("Exercise 2: visible tests passed.")
+### BEGIN HIDDEN TESTS
+report("bleu/visible/precisions", [list(modified_precision("the the the the".split(), "the cat".split(), 1)),
+                                   list(modified_precision("the cat sat".split(), "the cat sat".split(), 2)),
+                                   list(modified_precision("a b".split(), "a b".split(), 3))])
+report("bleu/visible/brevity_penalty", [float(brevity_penalty(10, 8)), float(brevity_penalty(8, 10)), float(brevity_penalty(0, 5))],
+       atol=1e-9)
+report("bleu/visible/corpus_bleu", float(corpus_bleu(["a b c d e".split(), "a b c x".split()], ["a b c d".split(), "a b c y z".split()])),
+       atol=1e-6)
+### END HIDDEN TESTS
 
 # %% tests="bleu_hidden" points=3
 # Hidden tests, run when the notebook is graded: random corpora of several sizes and vocabularies,
@@ -308,6 +324,12 @@ for seed in (1, 2, 3):
         _, small_beam_score = beam_search(model, beam_size=2, max_len=4, alpha=alpha)
         assert small_beam_score <= best_score + 1e-9, "no hypothesis can score above the exact search's best"
 print("Exercise 3: visible tests passed.")
+### BEGIN HIDDEN TESTS
+for case, (seed, beam_size, alpha) in enumerate([(0, 1, 1.0), (1, 64, 0.0), (2, 64, 1.0), (3, 2, 1.0)]):
+    tokens, score = beam_search(tiny_model(seed=seed, vocab_size=4), beam_size=beam_size, max_len=4, alpha=alpha)
+    report(f"beam_search/visible{case}/tokens", [int(t) for t in tokens])
+    report(f"beam_search/visible{case}/score", float(score), atol=1e-7)
+### END HIDDEN TESTS
 
 # %% tests="beam_search_hidden" points=3
 # Hidden tests, run when the notebook is graded: other random models, vocabularies and lengths,
@@ -320,3 +342,51 @@ for case, (seed, vocab_size, max_len, beam_size, alpha) in enumerate(
     report(f"beam_search/case{case}/tokens", [int(t) for t in tokens])
     report(f"beam_search/case{case}/score", float(score), atol=1e-7)
 ### END HIDDEN TESTS
+
+
+# %% [markdown]
+# ## Exercise 4: why length normalisation? (2 points, graded by hand)
+#
+# The cell below runs your beam search (beam 4, at most 8 tokens) on 100 small random models, once
+# without length normalisation ($\alpha = 0$) and once with it ($\alpha = 1$), and counts how long the
+# returned hypotheses are. Run it, then answer in the cell after it, in three to six sentences:
+#
+# 1. Why does search without normalisation prefer short hypotheses? Say what every extra token
+#    does to $\log p(y)$, and use the numbers the cell prints.
+# 2. Chapter 8 decodes real sentences with $\alpha = 1$. What would $\alpha = 0$ do to the
+#    translations, and which part of BLEU (exercise 2) would punish it?
+
+# %%
+lengths = {0.0: [], 1.0: []}
+for seed in range(100, 200):
+    model = tiny_model(seed, vocab_size=6)
+    for alpha in lengths:
+        tokens, _ = beam_search(model, beam_size=4, max_len=8, alpha=alpha)
+        lengths[alpha].append(len(tokens))
+shorter = sum(a < b for a, b in zip(lengths[0.0], lengths[1.0]))
+longer = sum(a > b for a, b in zip(lengths[0.0], lengths[1.0]))
+for alpha, values in lengths.items():
+    print(f"alpha = {alpha}: mean length {sum(values) / len(values):.2f} tokens (EOS included)")
+print(f"alpha = 0 returned a shorter hypothesis than alpha = 1 for {shorter} models, a longer one for {longer}")
+
+# %% [markdown] answer="length_normalisation_explained" points=2
+# ### BEGIN SOLUTION
+# **Model answer.** Every token multiplies $p(y)$ by a probability below 1, so it adds a negative
+# term to $\log p(y) = \sum_t \log p(y_t \mid y_{<t})$: a longer hypothesis has more negative terms
+# and, other things equal, a lower total. Without normalisation the search compares totals, so an
+# early `EOS` wins whenever its probability is not much smaller than that of continuing: on the 100
+# random models the mean length falls from about 5.9 tokens ($\alpha = 1$) to about 4.1 ($\alpha = 0$),
+# and $\alpha = 0$ never returns the longer hypothesis. Dividing by $|y|^\alpha$ compares the average
+# log-probability per token instead, which does not fall with length. On real sentences $\alpha = 0$
+# would give translations that stop early and drop the end of the verse; BLEU's n-gram precisions
+# hardly notice (the words that are there may be right), but the brevity penalty
+# $e^{1 - r/c}$ does, since the total length $c$ falls below the references' $r$.
+#
+# **Rubric (2 points).**
+# - 1 point: every token adds a negative log-probability, so totals favour short hypotheses; the
+#   printed lengths used as evidence (shorter on average, never longer). Normalisation compares
+#   per-token averages.
+# - 1 point: the consequence on real translations (truncated output) and the brevity penalty named as
+#   what punishes it (precision alone would not).
+# - 0 for an answer that restates the numbers without the reason, or blames beam width.
+# ### END SOLUTION
