@@ -194,8 +194,13 @@ def pad(sequences: list[list[int]]) -> torch.Tensor:
 
 def make_batch(pairs, source_vocab: Vocabulary, target_vocab: Vocabulary) -> Batch:
     """(source text, target text) pairs -> a padded :class:`Batch`."""
-    sources = [source_vocab.encode(source) for source, _ in pairs]
-    targets = [target_vocab.encode(target) for _, target in pairs]
+    return collate([(source_vocab.encode(source), target_vocab.encode(target)) for source, target in pairs])
+
+
+def collate(pairs: list[tuple[list[int], list[int]]]) -> Batch:
+    """(source ids, target ids) pairs -> a Batch: src padded with PAD, the lengths, BOS + target, target + EOS."""
+    sources = [list(source) for source, _ in pairs]
+    targets = [list(target) for _, target in pairs]
     return Batch(
         src=pad(sources),
         src_lengths=torch.tensor([len(s) for s in sources], dtype=torch.long),

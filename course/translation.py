@@ -3,7 +3,7 @@
     load_corpus, split_corpus        the English-French Bible verses shipped in data/, deterministic splits
     tokenize, detokenize             lower-cased words, punctuation and French elisions as their own tokens
     WordVocabulary, unknown_rate     words seen at least ``min_count`` times in training; the rest is <unk>
-    collate                          id sequences -> a padded Batch (the layout of course.seq2seq_data)
+    collate                          id sequences -> a padded Batch (course.seq2seq_data's, shared with chapters 1-6)
     translation_data                 all of the above at once: a TranslationData ready to train on
     train_translation                the training loop (Adam, clipping, optional warm-up), step budget
     decoder_steps                    any of the course's three models as step(prev_tokens, state) -> logits
@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 import course
-from course.seq2seq_data import BOS, EOS, PAD, Batch, pad
+from course.seq2seq_data import BOS, EOS, PAD, collate  # collate: id pairs -> a padded Batch, as in chapters 1-6
 
 UNK = 3
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
@@ -177,22 +177,6 @@ def unknown_rate(vocabulary: WordVocabulary, sentences: list[list[str]]) -> floa
     total = sum(len(s) for s in sentences)
     unknown = sum(token not in vocabulary.index for s in sentences for token in s)
     return unknown / total if total else 0.0
-
-
-# ----------------------------------------------------------------------------------------------
-# Batches
-
-
-def collate(pairs: list[tuple[list[int], list[int]]]) -> Batch:
-    """(source ids, target ids) pairs -> a Batch: src padded with PAD, the lengths, BOS + target, target + EOS."""
-    sources = [list(source) for source, _ in pairs]
-    targets = [list(target) for _, target in pairs]
-    return Batch(
-        src=pad(sources),
-        src_lengths=torch.tensor([len(s) for s in sources], dtype=torch.long),
-        tgt_in=pad([[BOS] + t for t in targets]),
-        tgt_out=pad([t + [EOS] for t in targets]),
-    )
 
 
 @dataclass
