@@ -23,6 +23,8 @@ import math
 
 import torch
 
+from course.channel import FORBIDDEN_MARKER, RELATIONS, REPORTS_ENVIRONMENT, report_file_name  # noqa: F401  (the grader's side reads them there)
+
 
 def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
     """max |a - e| / max(|a| + |e|), 0 when both are zero: scale-free, so one number reads for any size."""
@@ -252,7 +254,6 @@ def check_close(actual, expected: torch.Tensor, name: str = "output", atol: floa
         raise AssertionError(_with_hint(f"{message}\nLikely cause: {cause}" if cause else message, hint))
 
 
-FORBIDDEN_MARKER = "this exercise may not call"
 
 # Operations that do the work of a forbidden function under other names: what actually ran when
 # a module or a fused kernel was used (seen by the modes in ``forbidden_calls``).
@@ -394,8 +395,6 @@ class largest_new_tensor:
 # name (tolerances and bounds taken from the reference run, never from the student's).
 # Outside grading (no REPORTS_ENVIRONMENT variable) ``report`` does nothing.
 
-REPORTS_ENVIRONMENT = "COURSE_REPORTS_DIR"
-RELATIONS = ("<=", ">=", "<", ">", "==")
 
 
 def _as_array(value):
@@ -410,13 +409,6 @@ def _as_array(value):
     if array.dtype == object:
         raise TypeError(f"report: a tensor, an array, a number, a bool or a string, not {type(value).__name__}")
     return array
-
-
-def report_file_name(name: str) -> str:
-    """The file a report is written to in the reports folder: the grader looks only for the names the reference reported."""
-    import hashlib
-
-    return hashlib.sha1(name.encode()).hexdigest()[:20] + ".npz"
 
 
 def report(name: str, value, *, atol: float = 1e-5, rtol: float = 1e-4, bound: tuple | None = None) -> None:

@@ -58,7 +58,7 @@ from nbgrader.preprocessors import (
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from traitlets import Integer, Unicode
 
-from course.checks import FORBIDDEN_MARKER
+from course.channel import FORBIDDEN_MARKER
 from grading import integrity, reports
 from grading.assignments import NBGRADER_SCHEMA_VERSION, SETUP_GRADE_ID
 from grading.sandbox import REPO, REPORTS_FOLDER, SandboxedKernelManager

@@ -35,7 +35,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 
-from course.checks import report_file_name
+from course.channel import report_file_name
 from grading.sandbox import REPORTS_FOLDER
 MAX_REPORT_BYTES = 64 * 2**20  # all of one student's reports read together, uncompressed
 MAX_REPORT_FILES = 2000  # per notebook, in the reference run (the student's are only the reference's names)
@@ -242,9 +242,9 @@ def cache_key(notebook) -> str:
     course = Path(__file__).resolve().parent.parent / "course"
     for path in sorted(course.rglob("*.py")):
         digest.update(path.relative_to(course).as_posix().encode() + b"\0" + path.read_bytes())
-    import torch
+    from importlib.metadata import version  # not torch itself: the grader's process never imports it
 
-    digest.update(torch.__version__.encode() + np.__version__.encode())
+    digest.update(version("torch").encode() + np.__version__.encode())
     return digest.hexdigest()[:24]
 
 

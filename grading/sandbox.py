@@ -18,8 +18,12 @@ kernel under ``bwrap`` (Debian package ``bubblewrap``). What the kernel sees:
 * a minimal environment (no variables of the grader's but ``PATH``, the locale and
   ``COURSE_PROFILE``; ``COURSE_REPORTS_DIR`` names the scratch folder's ``reports/``, where the
   hidden tests' results are written for the grader to compare: grading/reports.py), user "nobody" in a user namespace of its own, without capabilities;
-* resource limits (``KERNEL_LIMITS``): memory, file size, CPU time, open files; and processes
-  and threads (``MAX_PROCESSES``) through a "pids" control group where the grader may make one.
+* resource limits (``KERNEL_LIMITS``): address space, file size, CPU time, open files per
+  process; for the kernel as a whole, processes and threads (``MAX_PROCESSES``) and memory
+  (``MAX_MEMORY``, files in memory included) through "pids" and "memory" control groups, and
+  the scratch folder's total size (``MAX_SCRATCH_BYTES``: a tmpfs of that size, mounted by the
+  grader) and ``/dev/shm``'s (``MAX_SHM_BYTES``; the rest of ``/dev`` read-only), where the
+  grader may create them (as root; otherwise a warning says which limit is off).
 
 The grader itself enforces what the kernel may send back (grading/config.py: output caps,
 per-cell timeout).
@@ -27,6 +31,7 @@ per-cell timeout).
 
 import asyncio
 import atexit
+import ctypes
 import os
 import random
 import resource
@@ -37,9 +42,9 @@ import tempfile
 from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
-from traitlets import Bool, List, Unicode
+from traitlets import Bool, Integer, List, Unicode
 
-from course.checks import REPORTS_ENVIRONMENT
+from course.channel import REPORTS_ENVIRONMENT
 
 REPORTS_FOLDER = "reports"  # in the scratch folder: the results the hidden tests hand to the grader (grading/reports.py)
 
@@ -53,9 +58,17 @@ KERNEL_LIMITS = {
     "RLIMIT_CORE": 0,
     "RLIMIT_NOFILE": 1024,
 }
-# Processes and threads of one kernel (torch and ipykernel need a few dozen threads), through a
-# "pids" control group where the grader may create one (as root, cgroup v1 or delegated v2).
+# Limits on the kernel as a whole, through control groups where the grader may create them (as
+# root, cgroup v1 or delegated v2): processes and threads (torch and ipykernel need a few dozen
+# threads), and memory of all its processes together, files in its tmpfs folders included (above
+# RLIMIT_AS, so that one process asking too much gets a MemoryError, not the OOM killer).
 MAX_PROCESSES = 256
+MAX_MEMORY = 8 * 2**30
+# Disk: everything the kernel may write, in all. The scratch folder is a tmpfs of this size (and
+# at most MAX_SCRATCH_FILES files) where the grader may mount one; /dev/shm is a tmpfs of its own.
+MAX_SCRATCH_BYTES = 256 * 2**20
+MAX_SCRATCH_FILES = 10_000
+MAX_SHM_BYTES = 64 * 2**20
 SANDBOX_UID = 65534  # the kernel's user inside its user namespace ("nobody"), with no capabilities
 KEPT_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "COURSE_PROFILE", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -74,7 +87,24 @@ def _remove_leftovers() -> None:
             except OSError:
                 pass
         else:
-            shutil.rmtree(path, ignore_errors=True)
+            remove_scratch(path)
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_MS_NOSUID, _MS_NODEV, _MNT_DETACH = 2, 4, 2
+
+
+def mount_scratch(path: Path, size: int = MAX_SCRATCH_BYTES, files: int = MAX_SCRATCH_FILES) -> bool:
+    """Make the (empty) folder ``path`` a tmpfs of ``size`` bytes and ``files`` files; False where the grader may not mount."""
+    options = f"size={size},nr_inodes={files},mode=0700".encode()
+    return _LIBC.mount(b"tmpfs", os.fsencode(path), b"tmpfs", _MS_NOSUID | _MS_NODEV, options) == 0
+
+
+def remove_scratch(path: Path) -> None:
+    """Unmount the scratch folder's tmpfs, if it is one, and delete the folder."""
+    if os.path.ismount(path):
+        _LIBC.umount2(os.fsencode(path), _MNT_DETACH)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 class SandboxUnavailable(RuntimeError):
@@ -125,7 +155,9 @@ def exposed_paths() -> list[Path]:
 
 
 def bwrap_command(kernel_cmd: list[str], scratch: Path, course_root: Path, extra_hidden=()) -> list[str]:
-    command = [bwrap_path(), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    # /dev: the device nodes a program needs, read-only but for a small /dev/shm (shared memory, semaphores)
+    command = [bwrap_path(), "--ro-bind", "/", "/", "--dev", "/dev", "--size", str(MAX_SHM_BYTES), "--tmpfs", "/dev/shm",
+               "--remount-ro", "/dev", "--proc", "/proc"]
     hidden = hidden_paths(course_root, extra_hidden)
     for path in hidden:
         command += ["--tmpfs", str(path)]
@@ -147,44 +179,88 @@ def bwrap_command(kernel_cmd: list[str], scratch: Path, course_root: Path, extra
     return command + ["--", *kernel_cmd]
 
 
-def _pids_cgroup_parents() -> list[Path]:
-    parents = [Path("/sys/fs/cgroup/pids")]  # cgroup v1
-    try:  # cgroup v2: below our own group, where the pids controller is delegated to children
-        own = next(line[3:] for line in Path("/proc/self/cgroup").read_text().splitlines() if line.startswith("0::"))
-        unified = Path("/sys/fs/cgroup") / own.strip().lstrip("/")
-        if "pids" in (unified / "cgroup.subtree_control").read_text().split():
-            parents.append(unified)
-    except (OSError, StopIteration):
-        pass
-    return [parent for parent in parents if (parent / "cgroup.procs").exists()]
+# Each controller's limits, as cgroup v1 names them and as v2 does (the first file that exists is written).
+CGROUP_LIMITS = {
+    "pids": lambda memory: [("pids.max", MAX_PROCESSES)],
+    "memory": lambda memory: [("memory.limit_in_bytes", memory), ("memory.max", memory)],
+}
+CGROUP_OPTIONAL = {"memory": lambda memory: [("memory.memsw.limit_in_bytes", memory), ("memory.swap.max", 0)]}
 
 
-def pids_cgroup() -> Path | None:
-    """A fresh "pids" control group limited to MAX_PROCESSES, or None where the grader may not create one."""
-    name = f"grading-kernel-{os.getpid()}-{random.randrange(10**9)}"
-    for parent in _pids_cgroup_parents():
-        group = parent / name
-        try:
-            group.mkdir()
-            (group / "pids.max").write_text(str(MAX_PROCESSES))
-            return group
-        except OSError:
+def _cgroup_parents(controller: str) -> list[Path]:
+    """Where the grader may create a group of ``controller``: below its own group (v1, or v2 with it delegated)."""
+    own = {}
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, names, path = line.split(":", 2)
+            for name in names.split(","):
+                own[name] = path.strip().lstrip("/")
+    except OSError:
+        return []
+    parents = []
+    if controller in own:  # cgroup v1: the controller's own hierarchy
+        parents += [Path("/sys/fs/cgroup") / controller / own[controller], Path("/sys/fs/cgroup") / controller]
+    if "" in own:  # cgroup v2: one hierarchy, where the controller is enabled for children
+        for root in (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/unified")):
+            unified = root / own[""]
             try:
-                group.rmdir()
+                if controller in (unified / "cgroup.subtree_control").read_text().split():
+                    parents.append(unified)
             except OSError:
                 pass
-    return None
+    return [parent for parent in dict.fromkeys(parents) if (parent / "cgroup.procs").exists()]
 
 
-def limit_kernel(cgroup: Path | None):
-    """Popen's preexec_fn: join the kernel's control group, apply KERNEL_LIMITS."""
+def _write_limits(group: Path, limits) -> bool:
+    for name, value in limits:
+        if (group / name).exists():
+            try:
+                (group / name).write_text(str(value))
+                return True
+            except OSError:
+                return False
+    return False
+
+
+def kernel_cgroups(max_memory: int = MAX_MEMORY) -> tuple[list[Path], list[str]]:
+    """Fresh control groups that limit a kernel's processes and memory: (the groups, the controllers left unlimited).
+
+    cgroup v1 has a group per controller; in v2 one group carries both limits.
+    """
+    name = f"grading-kernel-{os.getpid()}-{random.randrange(10**9)}"
+    groups, missing = [], []
+    for controller, limits in CGROUP_LIMITS.items():
+        for parent in _cgroup_parents(controller):
+            group = parent / name
+            fresh = group not in groups
+            try:
+                group.mkdir(exist_ok=not fresh)
+            except OSError:
+                continue
+            if _write_limits(group, limits(max_memory)):
+                _write_limits(group, CGROUP_OPTIONAL.get(controller, lambda memory: [])(max_memory))  # no swap either
+                if fresh:
+                    groups.append(group)
+                break
+            if fresh:
+                try:
+                    group.rmdir()
+                except OSError:
+                    pass
+        else:
+            missing.append(controller)
+    return groups, missing
+
+
+def limit_kernel(cgroups: list[Path] = ()):
+    """Popen's preexec_fn: join the kernel's control groups, apply KERNEL_LIMITS."""
 
     def apply() -> None:
         # Jupyter interrupts a kernel with SIGINT to its process group, bwrap included: bwrap must
         # survive it (the kernel installs its own handler while it runs a cell).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        if cgroup is not None:
-            (cgroup / "cgroup.procs").write_text(str(os.getpid()))
+        for group in cgroups:
+            (group / "cgroup.procs").write_text(str(os.getpid()))
         for name, soft in KERNEL_LIMITS.items():
             limit = getattr(resource, name)
             _, hard = resource.getrlimit(limit)
@@ -201,15 +277,19 @@ class SandboxedKernelManager(AsyncKernelManager):
     sandbox = Bool(True, help="run the kernel in bubblewrap; False only for debugging the grader itself").tag(config=True)
     course_root = Unicode("", help="the course folder hidden from the kernel (default: the working directory)").tag(config=True)
     extra_hidden = List(Unicode(), help="more folders the kernel must not see").tag(config=True)
+    max_memory = Integer(MAX_MEMORY, help="bytes of memory for all the kernel's processes together").tag(config=True)
+    max_scratch_bytes = Integer(MAX_SCRATCH_BYTES, help="bytes the kernel may write into its scratch folder, in all").tag(config=True)
 
     _scratch: Path | None = None
-    _cgroup: Path | None = None
+    _cgroups: list[Path] = []
 
     async def _async_pre_start_kernel(self, **kw):
         if self.sandbox:
             bwrap_path()  # fail early, with the reason, where bubblewrap is missing
         self._scratch = Path(tempfile.mkdtemp(prefix="grading-kernel-"))
         _LEFTOVERS.add(self._scratch)
+        if self.sandbox and not mount_scratch(self._scratch, self.max_scratch_bytes):
+            self.log.warning("the grader may not mount a tmpfs (not root?): the kernel's scratch folder has no total size limit")
         (self._scratch / REPORTS_FOLDER).mkdir()  # where course.checks.report writes the hidden tests' results
         if not self.sandbox:  # a plain kernel, for debugging the grader: it still hands its reports over
             kernel_cmd, kw = await super()._async_pre_start_kernel(**kw)
@@ -223,30 +303,31 @@ class SandboxedKernelManager(AsyncKernelManager):
     async def _async_launch_kernel(self, kernel_cmd, **kw):
         if not self.sandbox:
             return await super()._async_launch_kernel(kernel_cmd, **kw)
-        self._cgroup = pids_cgroup()
-        if self._cgroup is not None:
-            _LEFTOVERS.add(self._cgroup)
-        if self._cgroup is None:
-            self.log.warning("no pids control group available: the kernel's number of processes is not limited")
+        self._cgroups, missing = kernel_cgroups(self.max_memory)
+        _LEFTOVERS.update(self._cgroups)
+        for controller in missing:
+            self.log.warning("no %s control group available: the kernel's %s is not limited", controller,
+                             "number of processes" if controller == "pids" else "total memory")
         course_root = Path(self.course_root or os.getcwd())
         command = bwrap_command(list(kernel_cmd), self._scratch, course_root, [Path(p) for p in self.extra_hidden])
         kw["cwd"] = str(self._scratch)
         kw["env"] = {}
-        kw["preexec_fn"] = limit_kernel(self._cgroup)
+        kw["preexec_fn"] = limit_kernel(self._cgroups)
         return await super()._async_launch_kernel(command, **kw)
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
         if self._scratch is not None and not restart:
-            shutil.rmtree(self._scratch, ignore_errors=True)
+            remove_scratch(self._scratch)
             _LEFTOVERS.discard(self._scratch)
             self._scratch = None
-        if self._cgroup is not None and not restart:
-            for _ in range(50):  # the kernel's processes are gone a moment after it is killed
-                try:
-                    self._cgroup.rmdir()
-                    _LEFTOVERS.discard(self._cgroup)
-                    break
-                except OSError:
-                    await asyncio.sleep(0.1)
-            self._cgroup = None
+        if self._cgroups and not restart:
+            for group in self._cgroups:
+                for _ in range(50):  # the kernel's processes are gone a moment after it is killed
+                    try:
+                        group.rmdir()
+                        _LEFTOVERS.discard(group)
+                        break
+                    except OSError:
+                        await asyncio.sleep(0.1)
+            self._cgroups = []

@@ -5,6 +5,7 @@ test reports; a silent terminal reads as a hang. Each line starts with the secon
 test session started. tests/conftest.py makes the fixture available to every test.
 """
 
+import threading
 import time
 
 import pytest
@@ -17,13 +18,16 @@ def progress(pytestconfig):
     capture = pytestconfig.pluginmanager.getplugin("capturemanager")
     reporter = pytestconfig.pluginmanager.getplugin("terminalreporter")
 
+    lock = threading.Lock()  # a fixture may grade in threads: one line at a time, and capture suspended once
+
     def say(message: str) -> None:
         line = f"[{time.monotonic() - SESSION_START:5.0f} s] {message}"
-        if reporter is None or capture is None:  # e.g. `-p no:terminal`
-            print(line, flush=True)
-            return
-        with capture.global_and_fixture_disabled():
-            reporter.ensure_newline()
-            reporter.write_line(line)
+        with lock:
+            if reporter is None or capture is None:  # e.g. `-p no:terminal`
+                print(line, flush=True)
+                return
+            with capture.global_and_fixture_disabled():
+                reporter.ensure_newline()
+                reporter.write_line(line)
 
     return say

@@ -4,7 +4,8 @@ For each exercise source in solutions/, a temporary nbgrader course is set up an
 students submit: the reference solution (must earn full marks), the untouched student
 version (must earn zero on every graded cell) and a partial answer (the first exercise
 solved, the rest left as stubs: must earn some points, not all). Grades are read back from
-nbgrader's own CSV export and gradebook.
+nbgrader's own CSV export and gradebook. Each assignment has a course folder of its own, and two
+are graded at a time (on two cores the notebooks run side by side).
 
 A written answer (a markdown answer cell with points, graded by a person) earns nothing
 automatically: the solution's is listed for manual grading with its points and the rubric as
@@ -12,7 +13,10 @@ its comment, and earns its points once a grader gives them; the untouched stub's
 """
 
 import csv
+import os
 import re
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -50,45 +54,57 @@ def selected_assignments(request) -> list[str]:
     return [name for name in ASSIGNMENTS if name in chosen] or ASSIGNMENTS
 
 
-@pytest.fixture(scope="module")
-def graded_course(tmp_path_factory, progress, request):
-    """A course directory with every selected assignment released, submitted by three students and autograded.
+# Assignments graded at once, each in its own course folder (its own gradebook): on 2 cores two
+# notebooks run side by side. The longest first, so that the others fill the second core.
+PARALLEL = max(1, min(2, os.cpu_count() or 1))
+LONGEST_FIRST = ("ch06_transformer", "ch02_bahdanau_attention", "ch07_training_gpt", "ch08_translation")
 
-    Minutes of work before the first test of this file reports: one progress line per assignment and step.
-    """
-    assignments = selected_assignments(request)
-    progress(f"grading {len(assignments)} assignments through nbgrader, {len(STUDENTS)} students each ({', '.join(STUDENTS)})")
-    course = tmp_path_factory.mktemp("course")
+
+def grade_assignment(root: Path, assignment: str, progress) -> Path:
+    """A course folder of its own: the assignment released, submitted by each student, autograded, feedback, export."""
+    course = root / assignment
+    course.mkdir()
     (course / "nbgrader_config.py").write_text(
         "from grading.config import configure_grading\n"
         "c = get_config()\n"
         "c.CourseDirectory.course_id = 'test-course'\n"
         "configure_grading(c)\n"
     )
-    for student in STUDENTS:
-        nbgrader_command("db", "student", "add", student, cwd=course)
-    for number, assignment in enumerate(assignments, 1):
-        step = f"{assignment} ({number}/{len(assignments)})"
-        progress(f"{step}: nbgrader generate_assignment")
-        write_nbgrader_source(assignment, course / "source")
-        nbgrader_command("generate_assignment", assignment, cwd=course)
-        for student in STUDENTS:
-            target = course / "submitted" / student / assignment / f"{assignment}.ipynb"
-            target.parent.mkdir(parents=True)
-            nbformat.write(submission(course, assignment, student), target)
-        progress(f"{step}: nbgrader autograde, {len(STUDENTS)} submissions")
-        nbgrader_command("autograde", assignment, cwd=course)
-        progress(f"{step}: nbgrader generate_feedback")
-        nbgrader_command("generate_feedback", assignment, cwd=course)
-    progress("nbgrader export: every grade into grades.csv")
+    write_nbgrader_source(assignment, course / "source")
+    nbgrader_command("generate_assignment", assignment, cwd=course)
+    for student in STUDENTS:  # nbgrader autograde adds the students to the gradebook
+        target = course / "submitted" / student / assignment / f"{assignment}.ipynb"
+        target.parent.mkdir(parents=True)
+        nbformat.write(submission(course, assignment, student), target)
+    start = time.monotonic()
+    nbgrader_command("autograde", assignment, cwd=course)
+    nbgrader_command("generate_feedback", assignment, cwd=course)
     nbgrader_command("export", "--to", "grades.csv", cwd=course)
-    report_grades(course)
+    progress(f"{assignment}: released, autograded ({len(STUDENTS)} submissions and the reference run), "
+             f"feedback and export in {time.monotonic() - start:.0f} s")
     return course
 
 
-def report_grades(course: Path) -> None:
+@pytest.fixture(scope="module")
+def graded_courses(tmp_path_factory, progress, request) -> dict[str, Path]:
+    """{assignment: a course folder with it released, submitted by three students and autograded}.
+
+    Minutes of work before the first test of this file reports: one progress line per assignment.
+    """
+    assignments = selected_assignments(request)
+    order = sorted(assignments, key=lambda name: LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST))
+    progress(f"grading {len(assignments)} assignments through nbgrader, {len(STUDENTS)} students each "
+             f"({', '.join(STUDENTS)}), {PARALLEL} at a time")
+    root = tmp_path_factory.mktemp("courses")
+    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+        courses = dict(zip(order, pool.map(lambda name: grade_assignment(root, name, progress), order)))
+    report_grades(courses)
+    return courses
+
+
+def report_grades(courses: dict[str, Path]) -> None:
     """Keep the observed grades for the end-of-run summary (tests/conftest.py prints them)."""
-    rows = sorted(f"{a}, {s}, {score:g}, {top:g}" for (a, s), (score, top) in exported_grades(course).items())
+    rows = sorted(f"{a}, {s}, {score:g}, {top:g}" for course in courses.values() for (a, s), (score, top) in exported_grades(course).items())
     report = REPO / "_build" / "grades_observed.csv"
     report.parent.mkdir(exist_ok=True)
     report.write_text("\n".join(rows) + "\n")
@@ -124,7 +140,8 @@ def manual_grading(course: Path, assignment: str, student: str) -> dict:
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_solution_earns_full_marks(graded_course, assignment):
+def test_solution_earns_full_marks(graded_courses, assignment):
+    graded_course = graded_courses[assignment]
     """Every autograded point; the written answers wait for a person (their points are not yet given)."""
     score, max_score = exported_grades(graded_course)[(assignment, "solution")]
     assert max_score > 0
@@ -138,7 +155,8 @@ WRITTEN = [assignment for assignment in ASSIGNMENTS if written_answers(assignmen
 
 
 @pytest.mark.parametrize("assignment", WRITTEN)
-def test_written_answer_is_listed_for_manual_grading_with_its_rubric(graded_course, assignment):
+def test_written_answer_is_listed_for_manual_grading_with_its_rubric(graded_courses, assignment):
+    graded_course = graded_courses[assignment]
     grading = manual_grading(graded_course, assignment, "solution")
     for grade_id, points in written_answers(assignment).items():
         needs_manual_grade, max_score, comment = grading[grade_id]
@@ -152,14 +170,14 @@ def test_written_answer_is_listed_for_manual_grading_with_its_rubric(graded_cour
 
 
 @pytest.mark.parametrize("assignment", WRITTEN)
-def test_written_answer_earns_its_points_once_a_grader_gives_them(graded_course, assignment, tmp_path):
+def test_written_answer_earns_its_points_once_a_grader_gives_them(graded_courses, assignment, tmp_path):
     """What formgrader does when the grader enters a score: the solution then reaches the maximum."""
     import shutil
 
     from nbgrader.api import Gradebook
 
     course = tmp_path / "course"
-    shutil.copytree(graded_course, course, ignore=shutil.ignore_patterns("autograded", "feedback", "submitted"))
+    shutil.copytree(graded_courses[assignment], course, ignore=shutil.ignore_patterns("autograded", "feedback", "submitted"))
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         for grade_id, points in written_answers(assignment).items():
             grade = gradebook.find_grade(grade_id, assignment, assignment, "solution")
@@ -171,7 +189,8 @@ def test_written_answer_earns_its_points_once_a_grader_gives_them(graded_course,
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_untouched_stub_earns_zero_on_every_graded_cell(graded_course, assignment):
+def test_untouched_stub_earns_zero_on_every_graded_cell(graded_courses, assignment):
+    graded_course = graded_courses[assignment]
     grades = cell_grades(graded_course, assignment, "stub")
     assert grades, "no graded cells found"
     assert {name: grade for name, grade in grades.items() if grade[0] != 0} == {}
@@ -179,22 +198,24 @@ def test_untouched_stub_earns_zero_on_every_graded_cell(graded_course, assignmen
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_partial_answer_earns_partial_marks(graded_course, assignment):
+def test_partial_answer_earns_partial_marks(graded_courses, assignment):
+    graded_course = graded_courses[assignment]
     score, max_score = exported_grades(graded_course)[(assignment, "partial")]
     assert 0 < score < max_score, f"first exercise solved: expected a partial score, got {score}/{max_score}"
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_feedback_is_generated_for_every_student(graded_course, assignment):
+def test_feedback_is_generated_for_every_student(graded_courses, assignment):
+    graded_course = graded_courses[assignment]
     for student in STUDENTS:
         assert (graded_course / "feedback" / student / assignment / f"{assignment}.html").is_file()
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_student_version_in_exercises_is_the_nbgrader_release(graded_course, assignment):
+def test_student_version_in_exercises_is_the_nbgrader_release(graded_courses, assignment):
     """exercises/ must be exactly what nbgrader generates from solutions/ (run `python -m grading release`)."""
     committed = nbformat.read(REPO / "exercises" / assignment / f"{assignment}.ipynb", as_version=4)
-    fresh = released_notebook(graded_course, assignment)
+    fresh = released_notebook(graded_courses[assignment], assignment)
     assert [(c.cell_type, c.source, c.metadata) for c in committed.cells] == [
         (c.cell_type, c.source, c.metadata) for c in fresh.cells
     ], f"exercises/{assignment} is stale: run `python -m grading release {assignment}`"

@@ -34,7 +34,8 @@ import pytest
 from grading.assignments import REPO, nbgrader_command, nbgrader_notebook, write_nbgrader_source
 
 ASSIGNMENT = "ch03_attention"
-TIMEOUT_S = 40  # per cell in this course (the real course uses 120 s): keeps the endless loops cheap, with margin for a busy machine
+TIMEOUT_S = 20  # per cell in this course (the real course uses 120 s): keeps the endless loops cheap; its cells take under 2 s
+MAX_MEMORY = 2 * 2**30  # per kernel in this course (the real course allows 8 GiB): keeps the memory hogs cheap
 HIDDEN_TEXT = ("torch.Generator().manual_seed(31)", 'report(f"masked_softmax/hidden/plain/{case}"', "causal = torch.arange(5)[None, :]")
 UNPICKLED_MARKER = Path("/tmp/unpickled_by_the_grader")
 GRADER_FILES = [REPO / "course" / "checks.py", REPO / "course" / "attention.py", REPO / "grading" / "config.py"]
@@ -192,6 +193,27 @@ def masked_softmax(scores, mask=None, dim=-1):
     return scores
 """
 
+# Fills what it may write (its scratch folder, /dev/shm, /dev) and starts processes that together ask for
+# more memory than the kernel may use (MAX_MEMORY above): each process stays under its own address-space limit.
+FILLS_THE_MACHINE = """
+import os, subprocess, sys, time
+written = 0
+for folder in (".", "/dev/shm", "/dev"):
+    for i in range(64):
+        try:
+            with open(os.path.join(folder, f"fill{i}"), "wb") as handle:
+                for _ in range(64):
+                    handle.write(bytes(2**20))
+                    written += 2**20
+        except OSError as error:
+            print(folder, "refused:", error.strerror)
+            break
+print("written MiB:", written // 2**20)
+hogs = [subprocess.Popen([sys.executable, "-c", "x = b'1' * (1024 * 2**20); import time; time.sleep(60)"]) for _ in range(3)]
+time.sleep(5)
+print("memory hogs still running:", sum(hog.poll() is None for hog in hogs))
+"""
+
 LEAKS = """
 print(In)
 print(_ih)
@@ -252,6 +274,7 @@ STUDENTS = {
     # harm to others: none of it may reach the gradebook, the grader's files, the disk or the other students
     "harms_others": (ALL_REF, "add_cell:" + HARM_OTHERS, 12, True, False),
     "shadows_modules": ({}, "shadow_files", 0, False, False),
+    "fills_the_machine": (ALL_REF, "add_cell:" + FILLS_THE_MACHINE, 12, True, False),
     "leaks": (ALL_REF, "add_cell:" + LEAKS, 12, True, False),
     "exits_kernel": ({"masked_softmax": "ref", "masks": "import os\nos._exit(0)\n" + REFERENCE["masks"], "scaled_dot_product_attention": "ref"},
                      None, 4, True, False),
@@ -333,6 +356,7 @@ def graded_class(tmp_path_factory, progress):
         "c.CourseDirectory.course_id = 'hostile-class'\n"
         "configure_grading(c)\n"
         f"c.Execute.timeout = {TIMEOUT_S}\n"
+        f"c.SandboxedKernelManager.max_memory = {MAX_MEMORY}\n"
     )
     write_nbgrader_source(ASSIGNMENT, course / "source")
     nbgrader_command("generate_assignment", ASSIGNMENT, cwd=course)
@@ -451,6 +475,20 @@ def test_no_kernel_touched_the_gradebook_or_the_grader(graded_class):
         assert not (root / "hacked.txt").exists() and not (root / "hacked_by_shell").exists()
     leftover = subprocess.run(["pgrep", "-f", "sleep 3600"], capture_output=True, text=True).stdout.split()
     assert not leftover, "a process started by a submission survived its kernel"
+
+
+def test_what_a_kernel_writes_and_holds_is_capped_in_all(graded_class):
+    """Files of at most 64 MiB each, but many: the scratch folder (a tmpfs) and /dev/shm cap their total, /dev is read-only;
+    processes each under their own address-space limit are stopped by the kernel's memory limit together."""
+    from grading.sandbox import MAX_SCRATCH_BYTES, MAX_SHM_BYTES
+
+    course, _, _ = graded_class
+    graded = nbformat.read(course / "autograded" / "fills_the_machine" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    text = "".join(output.get("text", "") for output in graded.cells[-1].outputs)
+    assert text.count("refused:") == 3, text
+    written = int(text.split("written MiB:")[1].split()[0])
+    assert written <= (MAX_SCRATCH_BYTES + MAX_SHM_BYTES) // 2**20, text
+    assert int(text.split("memory hogs still running:")[1].split()[0]) < 3, text
 
 
 def test_files_beside_the_notebook_are_not_importable(graded_class):

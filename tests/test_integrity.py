@@ -181,10 +181,10 @@ def test_one_enormous_line_is_cut():
 
 def test_kernel_limits_are_applied():
     probe = "import resource; print(resource.getrlimit(resource.RLIMIT_AS)[0], resource.getrlimit(resource.RLIMIT_FSIZE)[0])"
-    result = subprocess.run([sys.executable, "-c", probe], preexec_fn=limit_kernel(None), capture_output=True, text=True, check=True)
+    result = subprocess.run([sys.executable, "-c", probe], preexec_fn=limit_kernel(), capture_output=True, text=True, check=True)
     address_space, file_size = map(int, result.stdout.split())
     assert 0 < address_space <= 8 * 2**30 and 0 < file_size <= 2**27
-    hog = subprocess.run([sys.executable, "-c", "bytearray(8 * 2**30)"], preexec_fn=limit_kernel(None), capture_output=True, text=True)
+    hog = subprocess.run([sys.executable, "-c", "bytearray(8 * 2**30)"], preexec_fn=limit_kernel(), capture_output=True, text=True)
     assert "MemoryError" in hog.stderr
 
 
