@@ -61,9 +61,10 @@ test: setup _build/course-code.stamp
 	$(BIN)/python -m pytest $(ARGS)
 
 # The execution cache is keyed by each chapter's own code, not by the shared code it imports:
-# when course/ changes, empty the cache so that every chapter runs again.
+# when course/ changes, empty the cache so that every chapter runs again, and Sphinx's saved
+# environment, which would otherwise re-read (and so re-execute) only the pages whose source changed.
 _build/course-code.stamp: $(wildcard course/*.py)
-	rm -rf _build/.jupyter_cache
+	rm -rf _build/.jupyter_cache _build/.doctrees
 	mkdir -p _build && touch $@
 
 # Sphinx copies _static/ and _extra/ only when some page is out of date, and cannot see changes to

@@ -1,7 +1,7 @@
 """Chapter 8's three translation models: train them, then score them with BLEU and chrF.
 
     python benchmarks/translation.py --train                     # book profile: train, save, evaluate
-    COURSE_PROFILE=full python benchmarks/translation.py --train # the full profile (hours on a CPU)
+    COURSE_PROFILE=full python benchmarks/translation.py --train # the full profile (under an hour on 2 cores)
     python benchmarks/translation.py                             # evaluate the saved models only
     python benchmarks/translation.py --train --steps 2000        # another step budget (saved too)
 

@@ -138,3 +138,19 @@ def test_batch_shapes_and_special_tokens():
     assert torch.equal(batch.tgt_in[:, 1:][batch.tgt_out[:, :-1] != EOS], batch.tgt_out[:, :-1][batch.tgt_out[:, :-1] != EOS])
     assert REVERSAL_VOCAB.decode(batch.tgt_out[1]) == "bajih"
     assert (PAD, BOS, EOS) == (0, 1, 2)
+
+
+def test_fastest_threads_picks_a_count_sets_it_and_leaves_the_models_unchanged():
+    from course.rnn import attention_model
+    from course.seq2seq_training import fastest_threads
+
+    task = reversal_task(n=200, min_len=3, max_len=8, seed=0)
+    model = attention_model(len(task.source_vocab), len(task.target_vocab), embed_dim=8, hidden_size=8, attention_size=8)
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    previous = torch.get_num_threads()
+    try:
+        threads = fastest_threads([model], task.splits["train"], task.source_vocab, task.target_vocab, batch_size=8, steps=1)
+        assert threads in (1, 2) and torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(previous)
+    assert all(torch.equal(before[name], value) for name, value in model.state_dict().items())
