@@ -28,6 +28,7 @@ import course  # noqa: E402
 from course import translation as T  # noqa: E402
 
 BEAM_SIZE = 4
+LENGTH_GROUPS = 5
 
 
 def main() -> None:
@@ -56,6 +57,10 @@ def main() -> None:
                   f"({path.stat().st_size / 1e6:.1f} MB)", flush=True)
         model, record = T.load_model(name, data, args.folder)  # evaluate what was saved: float16 weights
         references = data.references("test")
+        # BLEU by the English source's length (tokens), in LENGTH_GROUPS groups of about equal size
+        source_lengths = [len(source) for source, _ in data.ids["test"]]
+        ordered = sorted(source_lengths)
+        edges = sorted({ordered[len(ordered) * k // LENGTH_GROUPS] for k in range(LENGTH_GROUPS)} | {ordered[-1] + 1})
         for label, beam_size in (("greedy", 1), (f"beam {BEAM_SIZE}", BEAM_SIZE)):
             start = time.perf_counter()
             hypotheses = T.translate(model, data, "test", beam_size=beam_size)
@@ -64,6 +69,9 @@ def main() -> None:
             print(f"  {name:14} {label:7} BLEU {scores['bleu']:5.2f}  chrF {scores['chrf']:5.2f}  "
                   f"length ratio {scores['length_ratio']:.2f}  ({seconds:.0f} s to translate "
                   f"{len(references)} verses)", flush=True)
+        rows = T.bleu_by_length(hypotheses, references, source_lengths, edges)
+        print(f"  {name:14} {label:7} BLEU by source length: "
+              + "  ".join(f"{row['low']}-{row['high']}: {row['bleu']:.2f} ({row['sentences']})" for row in rows), flush=True)
 
 
 if __name__ == "__main__":
