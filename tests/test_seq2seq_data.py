@@ -154,3 +154,13 @@ def test_fastest_threads_picks_a_count_sets_it_and_leaves_the_models_unchanged()
     finally:
         torch.set_num_threads(previous)
     assert all(torch.equal(before[name], value) for name, value in model.state_dict().items())
+
+
+def test_the_decayed_rate_falls_to_a_tenth_over_the_steps_or_the_clock():
+    from course.seq2seq_training import decayed_rate
+
+    assert decayed_rate(1.0, 0, 100) == 1.0
+    assert abs(decayed_rate(1.0, 50, 100) - 0.55) < 1e-12
+    assert abs(decayed_rate(1.0, 100, 100) - 0.1) < 1e-12
+    assert abs(decayed_rate(1.0, 10, 100, seconds=30, max_seconds=60) - 0.55) < 1e-12  # the clock is further used up
+    assert abs(decayed_rate(1.0, 10, 100, seconds=90, max_seconds=60) - 0.1) < 1e-12  # never below a tenth
