@@ -153,28 +153,20 @@ def fastest_threads(models, train_pairs, source_vocab: Vocabulary, target_vocab:
                     choices=(1, 2), steps: int = 3) -> int:
     """The number of torch threads, of ``choices``, with which training steps of ``models`` take the least time; it is set.
 
-    Each count is timed on ``steps`` training steps of a copy of every model (one untimed step first),
-    on the same batches: on a quiet machine a second thread helps even small models, on a busy one
-    it can cost more than it saves, so it is measured, not assumed. The models are not changed.
+    Each count is timed on ``steps`` training steps (:func:`train_seq2seq`) of a copy of every model,
+    after one untimed step: on a quiet machine a second thread helps even small models, on a busy
+    one it can cost more than it saves, so it is measured, not assumed. The models are not changed.
     """
     import copy
 
-    batch = make_batch(random.Random(0).sample(train_pairs, batch_size), source_vocab, target_vocab)
     seconds = {}
     for threads in choices:
         torch.set_num_threads(threads)
         seconds[threads] = 0.0
         for model in models:
-            probe = copy.deepcopy(model).train()
-            optimizer = torch.optim.Adam(probe.parameters(), lr=1e-3)
-            for step in range(steps + 1):
-                start = time.perf_counter()
-                loss = sequence_loss(probe(batch.src, batch.src_lengths, batch.tgt_in), batch.tgt_out)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if step > 0:
-                    seconds[threads] += time.perf_counter() - start
+            probe = copy.deepcopy(model)
+            train_seq2seq(probe, train_pairs, source_vocab, target_vocab, steps=1, batch_size=batch_size)  # warm-up
+            seconds[threads] += train_seq2seq(probe, train_pairs, source_vocab, target_vocab, steps=steps, batch_size=batch_size)["seconds"]
     best = min(seconds, key=seconds.get)
     torch.set_num_threads(best)
     return best

@@ -179,12 +179,15 @@ def bwrap_command(kernel_cmd: list[str], scratch: Path, course_root: Path, extra
     return command + ["--", *kernel_cmd]
 
 
-# Each controller's limits, as cgroup v1 names them and as v2 does (the first file that exists is written).
-CGROUP_LIMITS = {
-    "pids": lambda memory: [("pids.max", MAX_PROCESSES)],
-    "memory": lambda memory: [("memory.limit_in_bytes", memory), ("memory.max", memory)],
-}
-CGROUP_OPTIONAL = {"memory": lambda memory: [("memory.memsw.limit_in_bytes", memory), ("memory.swap.max", 0)]}
+CGROUP_CONTROLLERS = ("pids", "memory")
+
+
+def _cgroup_limits(controller: str, max_memory: int) -> tuple[list, list]:
+    """(the limit, written to the first of these files that exists; likewise an optional one): cgroup v1's name, then v2's."""
+    if controller == "pids":
+        return [("pids.max", MAX_PROCESSES)], []
+    swap = [("memory.memsw.limit_in_bytes", max_memory), ("memory.swap.max", 0)]  # no swap either
+    return [("memory.limit_in_bytes", max_memory), ("memory.max", max_memory)], swap
 
 
 def _cgroup_parents(controller: str) -> list[Path]:
@@ -229,7 +232,8 @@ def kernel_cgroups(max_memory: int = MAX_MEMORY) -> tuple[list[Path], list[str]]
     """
     name = f"grading-kernel-{os.getpid()}-{random.randrange(10**9)}"
     groups, missing = [], []
-    for controller, limits in CGROUP_LIMITS.items():
+    for controller in CGROUP_CONTROLLERS:
+        limits, optional = _cgroup_limits(controller, max_memory)
         for parent in _cgroup_parents(controller):
             group = parent / name
             fresh = group not in groups
@@ -237,8 +241,8 @@ def kernel_cgroups(max_memory: int = MAX_MEMORY) -> tuple[list[Path], list[str]]
                 group.mkdir(exist_ok=not fresh)
             except OSError:
                 continue
-            if _write_limits(group, limits(max_memory)):
-                _write_limits(group, CGROUP_OPTIONAL.get(controller, lambda memory: [])(max_memory))  # no swap either
+            if _write_limits(group, limits):
+                _write_limits(group, optional)
                 if fresh:
                     groups.append(group)
                 break
