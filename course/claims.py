@@ -33,6 +33,8 @@ from pathlib import Path
 
 REGISTER_FOLDER = Path(__file__).resolve().parent.parent / "_build" / "claims"
 
+KINDS = ("learned", "timing", "computed")
+
 RELATIONS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 
 
@@ -49,8 +51,13 @@ class Claims:
         self.records: list[dict] = []
         self._write()  # a chapter that runs again starts its register afresh
 
-    def check(self, name: str, value, relation: str, limit, statement: str, glue: bool = True):
+    def check(self, name: str, value, relation: str, limit, statement: str, glue: bool = True, kind: str | None = None):
         """Record the claim ``value <relation> limit`` and raise ``ClaimDoesNotHold`` if it is false.
+
+        ``kind`` says what the value is (:data:`KINDS`): ``"learned"`` (training produced it: it
+        depends on seeds and step counts, and its bound must hold over seeds 0-2 and 1-2 threads),
+        ``"timing"`` (a ratio of timings taken side by side) or ``"computed"`` (no training, no
+        clock: an exact or seeded computation).
 
         ``statement`` is the sentence (or the gist of it) that the claim backs. With ``glue`` the
         value is glued under ``name`` for the chapter's text. Returns nothing, so that a check on
@@ -58,6 +65,8 @@ class Claims:
         """
         if relation not in RELATIONS:
             raise ValueError(f"relation must be one of {sorted(RELATIONS)}, not {relation!r}")
+        if kind is not None and kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
         if any(record["name"] == name for record in self.records):
             raise ValueError(f"claim {name!r} is registered twice in {self.chapter}")
         number = float(value)
@@ -71,6 +80,7 @@ class Claims:
             "relation": relation,
             "limit": float(limit),
             "statement": statement,
+            "kind": kind,
         })
         self._write()
         if glue:
