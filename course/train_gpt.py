@@ -13,8 +13,9 @@ import argparse
 import math
 import os
 import time
+import typing
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -340,16 +341,26 @@ def plot_history(history, path=None, ax=None):
     return ax
 
 
+def flag_type(annotation):
+    """The argparse type of a TrainConfig field: ``float | None`` parses as float (None is the
+    default, not something to type), ``int`` as int, and so on; bool fields are --flag/--no-flag."""
+    arguments = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if arguments:  # an optional field, X | None
+        (annotation,) = arguments
+    if annotation not in (bool, int, float, str):
+        raise TypeError(f"no command-line flag for a field of type {annotation!r}")
+    return annotation
+
+
 def parse_arguments(argv=None) -> TrainConfig:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="cpu_tiny", choices=sorted(CONFIGS))
-    for field in fields(TrainConfig):  # every field can be overridden: --max-iters 200, --attention manual
-        flag = "--" + field.name.replace("_", "-")
-        if field.type in (bool, "bool"):
+    for name, annotation in typing.get_type_hints(TrainConfig).items():  # every field: --max-iters 200, --attention manual
+        flag = "--" + name.replace("_", "-")
+        kind = flag_type(annotation)
+        if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
         else:
-            kind = {"int": int, "float": float, "str": str, "int | None": int}.get(str(field.type), None)
-            kind = kind or (field.type if field.type in (int, float, str) else int)
             parser.add_argument(flag, type=kind, default=None)
     arguments = vars(parser.parse_args(argv))
     name = arguments.pop("config")

@@ -2,9 +2,10 @@
 
 import math
 import socket
+import typing
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from course.gpt import (
     next_token_loss,
 )
 from course.text_data import DATA_PATH, load_shakespeare, random_batch
-from course.train_gpt import TrainConfig, named_config, parse_arguments, train
+from course.train_gpt import TrainConfig, flag_type, named_config, parse_arguments, train
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = GPTConfig(vocab_size=11, block_size=16, n_layer=2, n_head=2, n_embd=16)
@@ -165,6 +166,29 @@ def test_resume_gives_the_same_next_losses(tmp_path):
     resumed = train(tiny_training(tmp_path / "b", max_iters=12, lr_decay_iters=12, eval_interval=100, resume=True))
     assert resumed["step"] == list(range(12))
     assert resumed["loss"][6:] == pytest.approx(straight["loss"][6:], abs=1e-5)
+
+
+def test_every_config_field_has_a_flag_of_its_type():
+    """Each TrainConfig field parses from its flag to a value of the field's type (issue: a float | None
+    field, --target-val-loss 1.91, used to be parsed as an integer and rejected)."""
+    representative = {int: ("7", 7), float: ("1.91", 1.91), str: ("manual", "manual")}
+    hints = typing.get_type_hints(TrainConfig)
+    assert len(hints) == len(fields(TrainConfig)) > 30
+    for name, annotation in hints.items():
+        flag = "--" + name.replace("_", "-")
+        kind = flag_type(annotation)
+        if kind is bool:
+            assert getattr(parse_arguments([flag]), name) is True, flag
+            assert getattr(parse_arguments(["--no-" + flag[2:]]), name) is False, flag
+            continue
+        text, value = representative[kind]
+        parsed = getattr(parse_arguments([flag, text]), name)
+        assert type(parsed) is kind and parsed == value, (flag, parsed)
+    # the two fields of the report, with the values it used
+    config = parse_arguments(["--target-val-loss", "1.91", "--max-seconds", "90.5"])
+    assert (config.target_val_loss, config.max_seconds) == (1.91, 90.5)
+    with pytest.raises(SystemExit):  # and an integer field still refuses a fraction
+        parse_arguments(["--max-iters", "2.5"])
 
 
 def test_command_line_overrides():
