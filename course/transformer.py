@@ -299,12 +299,14 @@ class TokenEmbedding(nn.Module):
         nn.init.normal_(self.tokens.weight, std=d_model**-0.5)
         self.register_buffer("positions", sinusoidal_positional_encoding(max_len, d_model), persistent=False)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(B, T) token ids -> (B, T, D)."""
+    def forward(self, tokens: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T) token ids -> (B, T, D); ``positions`` (B, T), the index of each token's row of the
+        table (default: 0, 1, ..., T - 1 for every sequence)."""
         T = tokens.shape[-1]
         if T > self.positions.shape[0]:
             raise ValueError(f"sequence of length {T} is longer than max_len={self.positions.shape[0]}")
-        return self.tokens(tokens) * math.sqrt(self.d_model) + self.positions[:T]
+        table = self.positions[:T] if positions is None else self.positions[positions]
+        return self.tokens(tokens) * math.sqrt(self.d_model) + table
 
 
 class EncoderDecoderTransformer(nn.Module):
@@ -313,12 +315,20 @@ class EncoderDecoderTransformer(nn.Module):
     ``model(src, src_lengths, tgt_in) -> logits (B, T, V)`` (teacher forcing), and
     ``model.greedy_decode(src, src_lengths, max_len)`` for generation. Pre-LN by default, so each
     stack ends with a final LayerNorm (its residual path is otherwise never normalised).
+
+    ``source_positions="end"`` numbers each source's positions from its last token instead of its
+    first (the last token gets the code of position 0, the one before it position 1, ...; padding
+    keeps position 0 and is masked anyway): chapter 6's test of what absolute positions do to
+    reversal. The target is always numbered from its start.
     """
 
     def __init__(self, src_vocab_size: int, tgt_vocab_size: int, d_model: int = 64, num_heads: int = 4,
                  num_layers: int = 2, d_ff: int = 128, max_len: int = 128, norm_first: bool = True,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, source_positions: str = "start"):
         super().__init__()
+        if source_positions not in ("start", "end"):
+            raise ValueError(f"source_positions must be 'start' or 'end', not {source_positions!r}")
+        self.source_positions = source_positions
         self.source_embedding = TokenEmbedding(src_vocab_size, d_model, max_len)
         self.target_embedding = TokenEmbedding(tgt_vocab_size, d_model, max_len)
         self.encoder = nn.ModuleList(
@@ -335,7 +345,11 @@ class EncoderDecoderTransformer(nn.Module):
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """src (B, S) -> memory (B, S, D) and the source key mask (B, 1, S)."""
         source_mask = padding_mask(src_lengths.to(src.device), src.shape[1])  # (B, 1, S): padding is never a key
-        x = self.source_embedding(src)
+        positions = None
+        if self.source_positions == "end":  # (B, S): n - 1 - j for the j-th of n tokens
+            j = torch.arange(src.shape[1], device=src.device)
+            positions = (src_lengths.to(src.device)[:, None] - 1 - j).clamp(min=0)
+        x = self.source_embedding(src, positions)
         for layer in self.encoder:
             x = layer(x, source_mask)
         return self.encoder_norm(x), source_mask

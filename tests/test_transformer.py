@@ -294,6 +294,33 @@ def test_encoder_decoder_shapes_and_greedy_decode():
     assert decoded.dtype == torch.long and decoded.shape[0] == 4 and decoded.shape[1] <= 8
 
 
+def test_source_positions_from_the_end_number_each_source_from_its_last_token():
+    torch.manual_seed(3)
+    start = EncoderDecoderTransformer(src_vocab_size=20, tgt_vocab_size=15, d_model=D, num_heads=H, num_layers=2, d_ff=D_FF)
+    end = EncoderDecoderTransformer(src_vocab_size=20, tgt_vocab_size=15, d_model=D, num_heads=H, num_layers=2, d_ff=D_FF,
+                                    source_positions="end")
+    end.load_state_dict(start.state_dict())
+    src, lengths = torch.randint(3, 20, (2, 6)), torch.tensor([6, 4])
+    table = start.source_embedding.positions
+    tokens = start.source_embedding.tokens(src) * D**0.5
+    # the last real token gets position 0, the one before it 1, ...; padding (masked) gets 0
+    want = tokens + table[torch.tensor([[5, 4, 3, 2, 1, 0], [3, 2, 1, 0, 0, 0]])]
+    memory_end, _ = end.encode(src, lengths)
+    x = want
+    mask = padding_mask(lengths, 6)
+    for layer in end.encoder:
+        x = layer(x, mask)
+    torch.testing.assert_close(memory_end, end.encoder_norm(x))
+    # with the same weights the two numberings give different encodings, except where they agree
+    memory_start, _ = start.encode(src, lengths)
+    assert not torch.allclose(memory_start[0], memory_end[0])
+    # a source's encoding does not depend on the padding beside it (its own length fixes its positions)
+    alone, _ = end.encode(src[1:, :4], lengths[1:])
+    torch.testing.assert_close(alone[0], memory_end[1, :4])
+    with pytest.raises(ValueError):
+        EncoderDecoderTransformer(20, 15, source_positions="middle")
+
+
 def test_greedy_decode_agrees_with_teacher_forced_argmax():
     model = EncoderDecoderTransformer(src_vocab_size=20, tgt_vocab_size=15, d_model=D, num_heads=H, num_layers=2, d_ff=D_FF)
     src, lengths = torch.randint(3, 20, (3, 7)), torch.tensor([7, 5, 3])
