@@ -1,29 +1,41 @@
-"""Write the book's claims register, ``_build/claims.json``, at the end of every build.
+"""Write the book's claims register, ``_build/claims.json``, at the end of every build, and fail on a false claim.
 
 Each chapter checks its claims as it executes and writes them to ``_build/claims/<chapter>.json``
-(``course/claims.py``); this gathers the files of the chapters in the book into one list. A claim
-that does not hold has already failed its chapter's execution, and so the build; a register that
-still lists one (a stale file) fails here too.
+(``course/claims.py``; ``$COURSE_CLAIMS_DIR`` if set). A claim that does not hold does not stop its
+chapter: it shows a box on the chapter's page, and the chapter and the rest of the book go on. Once
+every page is written (``build-finished``), this gathers the files of the chapters in the book into
+one list next to the HTML folder (``_build/claims.json``), prints a one-screen summary of the claims
+that do not hold, and raises an ``ExtensionError``, so that the build ends with a non-zero status after
+writing the whole site.
 """
 
 import json
+import sys
 from pathlib import Path
 
 from sphinx.errors import ExtensionError
+from sphinx.util import logging
 
-from course.claims import REGISTER_FOLDER, gather
+from course.claims import gather, register_folder, summary
+
+logger = logging.getLogger(__name__)
 
 
 def _write_register(app, exception):
     if exception is not None:
         return
     chapters = [Path(docname).name for docname in app.env.found_docs if docname.startswith("chapters/")]
-    claims = gather(REGISTER_FOLDER, chapters)
-    register = REGISTER_FOLDER.parent / "claims.json"
+    claims = gather(register_folder(), chapters)
+    register = Path(app.outdir).parent / "claims.json"
     register.write_text(json.dumps(claims, indent=1) + "\n")
-    failing = [f"{claim['chapter']}.{claim['name']}" for claim in claims if not claim["holds"]]
-    if failing:
-        raise ExtensionError(f"claims that do not hold: {', '.join(failing)}")
+    failed = summary(claims)
+    logger.info(f"claims register: {len(claims)} claims written to {register}")
+    if failed:
+        # Printed whole, in one place, after Sphinx's own output: the last thing the reader sees.
+        print("\n" + "=" * 100 + "\n" + failed + "\n" + "=" * 100, file=sys.stderr, flush=True)
+        count = sum(not claim["holds"] for claim in claims)
+        raise ExtensionError(f"{count} claim(s) do not hold (listed above and in {register}); "
+                             f"every page was written, each failed claim is shown on its page")
 
 
 def setup(app):
