@@ -21,15 +21,27 @@ TORCH_VERSION := $(shell sed -n 's/^torch==\([0-9][0-9.]*\).*/\1/p' requirements
 TORCH_CPU_WHEEL := torch==$(TORCH_VERSION)$(if $(filter Darwin,$(shell uname -s)),,+cpu)
 PIP := $(BIN)/python -m pip
 
-.PHONY: help setup book test release clean
+# `make book CHAPTER=ch03` builds one chapter (with its exercises and the reference pages).
+CHAPTER ?=
+CHAPTER_NAME := $(if $(CHAPTER),$(basename $(notdir $(firstword $(wildcard chapters/$(CHAPTER)*.md)))))
+
+.PHONY: help setup book test release clean clean-grading
 
 help:
 	@echo "make setup    create .venv and install requirements.txt (once; again when it changes);"
 	@echo "             torch is the CPU build (~190 MB) unless nvidia-smi is present or TORCH=cuda (~2.7 GB)"
-	@echo "make book     set up, then build the website into _build/html (every chapter executes)"
+	@echo "make book     set up, then build the website into _build/html (every chapter executes);"
+	@echo "             a claim that does not hold is shown on its page, and the build ends listing it, with an error"
+	@echo "make book CHAPTER=ch03"
+	@echo "             build one chapter, its exercises and the reference pages into _build/chapter-<name>/_build/html"
+	@echo "             (links to other chapters are left unresolved; the execution cache is shared with the whole book)"
 	@echo "make test     set up, then run the test suite (ARGS=\"-k ch03 -x\" passes arguments to pytest)"
 	@echo "make release  regenerate the student versions in exercises/ (nbgrader) and the chapter notebooks for Colab"
-	@echo "make clean    remove the build outputs (keeps .venv)"
+	@echo "make clean    remove the build outputs in _build/ (the website, execution cache, claims register);"
+	@echo "             keeps .venv and everything in _grading/"
+	@echo "make clean-grading CONFIRM=yes"
+	@echo "             delete _grading/: the gradebook, the class list, every submission, autograded notebook,"
+	@echo "             feedback page and exported grade (without CONFIRM=yes it only lists what it would delete)"
 
 setup: $(VENV)/.installed
 
@@ -55,7 +67,23 @@ endif
 	touch $@
 
 book: setup _build/course-code.stamp _build/site-assets.stamp
+ifeq ($(CHAPTER),)
 	$(BIN)/jupyter-book build . -W -n --keep-going
+else
+	@test -n "$(CHAPTER_NAME)" || { echo "make book: no chapter matches chapters/$(CHAPTER)*.md"; exit 2; }
+	@mkdir -p _build/chapter-$(CHAPTER_NAME)
+	$(BIN)/python -c "import sys, yaml; name, out = sys.argv[1:]; \
+	  exercise = [{'file': f'exercises/{name}/{name}'}] if __import__('os').path.exists(f'exercises/{name}/{name}.ipynb') else []; \
+	  toc = {'format': 'jb-book', 'root': 'intro', 'chapters': [{'file': f'chapters/{name}', 'sections': exercise} if exercise else {'file': f'chapters/{name}'}, \
+	         {'file': 'notation'}, {'file': 'glossary'}, {'file': 'bibliography'}]}; \
+	  config = yaml.safe_load(open('_config.yml')); \
+	  config['sphinx']['config']['nb_execution_cache_path'] = __import__('os').path.abspath('_build/.jupyter_cache'); \
+	  yaml.safe_dump(toc, open(f'{out}/_toc.yml', 'w')); yaml.safe_dump(config, open(f'{out}/_config.yml', 'w'))" \
+	  $(CHAPTER_NAME) _build/chapter-$(CHAPTER_NAME)
+	$(BIN)/jupyter-book build . --toc _build/chapter-$(CHAPTER_NAME)/_toc.yml --config _build/chapter-$(CHAPTER_NAME)/_config.yml \
+	  --path-output _build/chapter-$(CHAPTER_NAME) -n --keep-going
+	@echo "make book CHAPTER=$(CHAPTER): open _build/chapter-$(CHAPTER_NAME)/_build/html/chapters/$(CHAPTER_NAME).html"
+endif
 
 test: setup _build/course-code.stamp
 	$(BIN)/python -m pytest $(ARGS)
@@ -78,5 +106,18 @@ release: setup
 	$(BIN)/python -m grading release
 	$(BIN)/python -m course.notebooks
 
+# The build outputs only: _grading/ holds the instructor's gradebook, class list, submissions and grades.
 clean:
-	rm -rf _build _grading
+	rm -rf _build
+
+clean-grading:
+ifeq ($(CONFIRM),yes)
+	@echo "make clean-grading: deleting _grading/ (gradebook, class list, submissions, autograded notebooks, feedback, grades):"
+	@if [ -d _grading ]; then find _grading -maxdepth 2 | sort | sed 's/^/  /'; rm -rf _grading; else echo "  (no _grading/ folder)"; fi
+else
+	@echo "make clean-grading would delete _grading/: the gradebook (gradebook.db), the class list, every submission,"
+	@echo "autograded notebook, feedback page and exported grade. Nothing was deleted. Its contents:"
+	@if [ -d _grading ]; then find _grading -maxdepth 2 | sort | sed 's/^/  /'; else echo "  (no _grading/ folder)"; fi
+	@echo "To delete them: make clean-grading CONFIRM=yes"
+	@exit 1
+endif
