@@ -1,4 +1,4 @@
-"""Every chapter executes from top to bottom, as the book build runs it.
+"""Every chapter executes from top to bottom, as the book build runs it, and every claim it checks holds.
 
 A chapter is executed at most once per change: the tests and the book build share Jupyter
 Book's execution cache (_build/.jupyter_cache, keyed by the chapter's code). Whichever runs
@@ -60,8 +60,47 @@ def test_chapter_executes_without_error(chapter, progress):
     assert code_cells and all(cell.get("execution_count") for cell in code_cells), "some cells did not run"
 
 
+def failed_claims(notebook) -> list[str]:
+    """The claims that did not hold in an executed chapter: each left a box in its cell's outputs
+    (course.claims.ClaimFailure, marked by its output metadata)."""
+    failed = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            marker = output.get("metadata", {}).get("course_claim_failed")
+            if marker is None and "claim-failed" in str(output.get("data", {}).get("text/html", "")):
+                marker = {"chapter": "?", "name": "?", "value": "?", "bound": "?"}
+            if marker is not None:
+                text = output.get("data", {}).get("text/plain", "")
+                failed.append(f"{marker['chapter']}.{marker['name']}: measured {marker['value']}, must be {marker['bound']}\n{text}")
+    return failed
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=[path.stem for path in CHAPTERS])
+def test_chapter_claims_hold(chapter, progress):
+    """A claim that does not hold no longer stops its chapter (it shows a box on the page), so it is caught here."""
+    failed = failed_claims(executed(chapter, progress))
+    if failed:
+        pytest.fail(f"{len(failed)} claim(s) of {chapter.stem} do not hold:\n" + "\n".join(failed), pytrace=False)
+
+
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=[path.stem for path in CHAPTERS])
 def test_chapter_and_its_exercises_are_in_the_table_of_contents(chapter):
     assert f"chapters/{chapter.stem}" in TOC
     if (REPO / "solutions" / f"{chapter.stem}.py").exists():
         assert f"exercises/{chapter.stem}/{chapter.stem}" in TOC
+
+
+def test_a_failed_claim_in_an_executed_notebook_is_found():
+    import nbformat
+
+    from course.claims import ClaimFailure
+
+    record = {"chapter": "ch99_demo", "name": "speedup", "value": 2.5, "bound": ">= 3", "kind": "timing",
+              "statement": "three times faster", "machine": {"cores": 2, "cpu": "a CPU", "platform": "Linux",
+                                                             "COURSE_SEED": "0", "COURSE_THREADS": "1"}}
+    data, metadata = ClaimFailure(record)._repr_mimebundle_()
+    cell = nbformat.v4.new_code_cell("claims.check(...)", outputs=[nbformat.v4.new_output("display_data", data=data, metadata=metadata)])
+    notebook = nbformat.v4.new_notebook(cells=[cell, nbformat.v4.new_code_cell("print(1)")])
+    (failed,) = failed_claims(notebook)
+    assert failed.startswith("ch99_demo.speedup: measured 2.5, must be >= 3") and "three times faster" in failed
+    assert failed_claims(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")])) == []
