@@ -275,16 +275,79 @@ class TransformerState(NamedTuple):
     prefix: torch.Tensor  # (B, t) the target tokens so far, BOS first
 
 
-def decoder_steps(model, src: torch.Tensor, src_lengths: torch.Tensor):
+class CachedTransformerState(NamedTuple):
+    """What a transformer decoder keeps between steps instead of re-reading its prefix (a KV cache)."""
+
+    self_keys: torch.Tensor  # (B, L, H, t, Dh) each layer's self-attention keys of the t tokens so far
+    self_values: torch.Tensor  # (B, L, H, t, Dh)
+    cross_keys: torch.Tensor  # (B, L, H, S, Dh) each layer's cross-attention keys of the source: computed once
+    cross_values: torch.Tensor  # (B, L, H, S, Dh)
+    source_mask: torch.Tensor  # (B, 1, S)
+
+
+def _cached_transformer_steps(model, memory: torch.Tensor, source_mask: torch.Tensor):
+    """Chapter 6's decoder one token at a time with a key-value cache (chapter 7's idea, on its pre-LN layers).
+
+    At step t only the new token goes through the layers: its query attends to the keys and values of
+    tokens 0..t kept from earlier steps (the causal mask is then implicit), and to the source's keys and
+    values, which are projected from the encoder's outputs once, not at every step. Same logits as
+    ``model.decode`` on the whole prefix, up to float rounding.
+    """
+    from course.attention import scaled_dot_product_attention
+    from course.transformer import merge_heads, split_heads
+
+    if not all(layer.norm_first for layer in model.decoder):
+        raise ValueError("the cached decoder follows the pre-LN layers (norm_first=True) of the course's models")
+    D = memory.shape[-1]
+    H = model.decoder[0].self_attention.num_heads
+    cross = [layer.cross_attention for layer in model.decoder]
+    keys_values = [F.linear(memory, a.qkv.weight[D:], None if a.qkv.bias is None else a.qkv.bias[D:]).split(D, dim=-1)
+                   for a in cross]  # per layer 2 x (B, S, D)
+    cross_keys = torch.stack([split_heads(k, H) for k, _ in keys_values], dim=1)  # (B, L, H, S, Dh)
+    cross_values = torch.stack([split_heads(v, H) for _, v in keys_values], dim=1)
+    B, L, _, _, Dh = cross_keys.shape
+    empty = memory.new_zeros(B, L, H, 0, Dh)
+    embedding = model.target_embedding
+
+    def attend(attention, queries, keys, values, mask=None):  # queries (B, 1, D), keys and values (B, H, T, Dh)
+        heads, _ = scaled_dot_product_attention(split_heads(queries, H), keys, values, mask)  # (B, H, 1, Dh)
+        return attention.out(merge_heads(heads))  # (B, 1, D)
+
+    def step(prev_tokens, state: CachedTransformerState):
+        t = state.self_keys.shape[3]  # the new token's position
+        x = embedding.tokens(prev_tokens[:, None]) * math.sqrt(embedding.d_model) + embedding.positions[t]  # (B, 1, D)
+        new_keys, new_values = [], []
+        for i, layer in enumerate(model.decoder):
+            queries, key, value = layer.self_attention.qkv(layer.norm1(x)).split(D, dim=-1)  # 3 x (B, 1, D)
+            keys = torch.cat([state.self_keys[:, i], split_heads(key, H)], dim=2)  # (B, H, t + 1, Dh)
+            values = torch.cat([state.self_values[:, i], split_heads(value, H)], dim=2)
+            new_keys.append(keys)
+            new_values.append(values)
+            x = x + attend(layer.self_attention, queries, keys, values)  # every cached token is in the past
+            a = layer.cross_attention
+            queries = F.linear(layer.norm2(x), a.qkv.weight[:D], None if a.qkv.bias is None else a.qkv.bias[:D])
+            x = x + attend(a, queries, state.cross_keys[:, i], state.cross_values[:, i], state.source_mask[:, None])
+            x = x + layer.feed_forward(layer.norm3(x))
+        logits = model.output(model.decoder_norm(x))[:, 0]  # (B, V)
+        return logits, state._replace(self_keys=torch.stack(new_keys, dim=1), self_values=torch.stack(new_values, dim=1))
+
+    return step, CachedTransformerState(empty, empty, cross_keys, cross_values, source_mask)
+
+
+def decoder_steps(model, src: torch.Tensor, src_lengths: torch.Tensor, cache: bool = True):
     """The model as ``(step, state)``: ``step(prev_tokens (B,), state) -> (logits (B, V), state)``.
 
     Works for chapter 1-2's ``Seq2Seq`` (its decoder's own ``start`` and ``step``) and for chapter 6's
-    ``EncoderDecoderTransformer`` (the decoder re-reads the whole prefix at each step). Every tensor
-    of a state has the batch first, so :func:`reorder` can pick rows of it.
+    ``EncoderDecoderTransformer``: with ``cache`` (the default) its decoder keeps each layer's keys and
+    values between steps; without, it re-reads the whole prefix at each step (the same logits, at a
+    cost that grows with the prefix). Every tensor of a state has the batch first, so :func:`reorder`
+    can pick rows of it.
     """
     if hasattr(model, "decoder") and hasattr(model.decoder, "step"):
         return model.decoder.step, model.decoder.start(model.encoder(src, src_lengths))
     memory, source_mask = model.encode(src, src_lengths)
+    if cache:
+        return _cached_transformer_steps(model, memory, source_mask)
 
     def step(prev_tokens, state: TransformerState):
         prefix = torch.cat([state.prefix, prev_tokens[:, None]], dim=1)  # (B, t): BOS, y_1, ..., y_{t-1}
@@ -353,9 +416,9 @@ def beam_search_steps(step, state, batch_size: int, beam_size: int, max_len: int
 
 
 def beam_search(model, src: torch.Tensor, src_lengths: torch.Tensor, beam_size: int = 4, max_len: int = 50,
-                alpha: float = 1.0):
+                alpha: float = 1.0, cache: bool = True):
     """Beam search for a batch of sources with any of the course's models: -> tokens (B, <= max_len), scores (B,)."""
-    step, state = decoder_steps(model, src, src_lengths)
+    step, state = decoder_steps(model, src, src_lengths, cache)
     return beam_search_steps(step, state, src.shape[0], beam_size, max_len, alpha, device=src.device)
 
 
@@ -414,9 +477,10 @@ def decode_length(src_lengths: torch.Tensor) -> int:
 
 @torch.no_grad()
 def translate(model, data: TranslationData, split: str = "test", beam_size: int = 1, alpha: float = 1.0,
-              batch_size: int = 128, return_scores: bool = False):
+              batch_size: int = 128, return_scores: bool = False, cache: bool = True):
     """Translate every source of a split; ``beam_size=1`` is greedy search. Returns detokenised French
-    texts, and with ``return_scores`` also each output's normalised log-probability (a float tensor)."""
+    texts, and with ``return_scores`` also each output's normalised log-probability (a float tensor).
+    ``cache=False`` decodes a transformer without its key-value cache (the same outputs, slower)."""
     model.eval()
     pairs = data.ids[split]
     # Batches of sources of similar lengths: each batch's length limit is then close to what its sentences need.
@@ -425,7 +489,8 @@ def translate(model, data: TranslationData, split: str = "test", beam_size: int 
     for start in range(0, len(order), batch_size):
         chosen = order[start : start + batch_size]
         batch = collate([pairs[i] for i in chosen])
-        tokens, score = beam_search(model, batch.src, batch.src_lengths, beam_size, decode_length(batch.src_lengths), alpha)
+        tokens, score = beam_search(model, batch.src, batch.src_lengths, beam_size, decode_length(batch.src_lengths), alpha,
+                                    cache)
         for i, row, row_score in zip(chosen, tokens, score):
             outputs[i], scores[i] = detokenize(data.target_vocab.decode(row)), row_score
     return (outputs, scores) if return_scores else outputs

@@ -175,6 +175,36 @@ def test_length_normalisation_prefers_the_longer_sentence_that_alpha_zero_reject
     assert short == [EOS] and normalised == [3, 3, EOS]
 
 
+def test_cached_transformer_decoder_gives_the_uncached_logits_and_outputs():
+    """The key-value cache must change the cost of decoding, never its result (a nanoGPT pull request got this wrong)."""
+    torch.manual_seed(0)
+    model = EncoderDecoderTransformer(9, 7, d_model=16, num_heads=4, num_layers=2, d_ff=32, max_len=32).eval()
+    batch = T.collate([([4, 5, 6, 3, 8], [4]), ([5], [4]), ([6, 4, 4], [4])])  # padded sources
+    cached, cached_state = T.decoder_steps(model, batch.src, batch.src_lengths, cache=True)
+    plain, plain_state = T.decoder_steps(model, batch.src, batch.src_lengths, cache=False)
+    prev = torch.full((3,), BOS)
+    generator = torch.Generator().manual_seed(0)
+    for t in range(8):
+        a, cached_state = cached(prev, cached_state)
+        b, plain_state = plain(prev, plain_state)
+        assert torch.allclose(a, b, atol=1e-5), f"step {t}: cached and uncached logits differ by {(a - b).abs().max():.2e}"
+        rows = torch.randint(0, 3, (3,), generator=generator)  # beam search reorders the states' rows
+        cached_state, plain_state = T.reorder(cached_state, rows), T.reorder(plain_state, rows)
+        prev = torch.randint(3, 7, (3,), generator=generator)
+    for beam_size in (1, 3):
+        with_cache = T.beam_search(model, batch.src, batch.src_lengths, beam_size, max_len=10, cache=True)
+        without = T.beam_search(model, batch.src, batch.src_lengths, beam_size, max_len=10, cache=False)
+        assert torch.equal(with_cache[0], without[0]) and torch.allclose(with_cache[1], without[1], atol=1e-5)
+
+
+def test_cached_decoding_of_the_shipped_transformer_translates_as_without_cache():
+    data = T.translation_data(max_words=16, min_count=3)
+    model, _ = T.load_model("transformer", data, T.CHECKPOINT_FOLDER.parent / "book")
+    data.ids["test"], data.pairs["test"] = data.ids["test"][:24], data.pairs["test"][:24]
+    for beam_size in (1, 4):
+        assert T.translate(model, data, beam_size=beam_size) == T.translate(model, data, beam_size=beam_size, cache=False)
+
+
 # ---------------------------------------------------------------------------------------------
 # BLEU
 
