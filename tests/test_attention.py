@@ -102,3 +102,24 @@ def test_half_precision_masked_softmax_returns_the_input_dtype_and_sums_to_one(d
     expected = torch.softmax(scores.float().masked_fill(~mask, float("-inf")), dim=-1)
     torch.testing.assert_close(weights.float(), expected, atol=1e-3, rtol=1e-2)
     torch.testing.assert_close(weights.float().sum(-1), torch.ones(4), atol=1e-2, rtol=0)
+
+
+def test_scaling_keeps_the_gradient_at_wide_queries():
+    """Chapter 3's lesson, on the reference: at d = 1024, with the 1/sqrt(d) of scaled_dot_product_attention,
+    no random query is left without gradient; with the scale undone, a large share of them is."""
+    generator = torch.Generator().manual_seed(0)
+    d, trials, keys = 1024, 500, 16
+    q = torch.randn(trials, 1, d, generator=generator)
+    k = torch.randn(trials, keys, d, generator=generator)
+    readout = torch.randn(trials, 1, keys, generator=generator)
+    gradient_norms = {}
+    for scaled in (True, False):
+        query = (q if scaled else q * d**0.5).clone().requires_grad_()  # q * sqrt(d) / sqrt(d) = q: unscaled scores
+        _, weights = scaled_dot_product_attention(query, k, torch.zeros(trials, keys, 1))
+        (weights * readout).sum().backward()
+        gradient = query.grad.squeeze(1).norm(dim=-1)
+        gradient_norms[scaled] = gradient * (d**0.5 if not scaled else 1.0)  # the gradient at q itself (chain rule)
+    starved = {scaled: (norms < 1e-3).float().mean().item() for scaled, norms in gradient_norms.items()}
+    assert starved[True] == 0.0, f"scaled: {starved[True]:.1%} of queries get a gradient below 1e-3"
+    assert starved[False] > 0.3, f"unscaled: only {starved[False]:.1%} of queries get a gradient below 1e-3"
+    assert gradient_norms[True].median() > 30 * gradient_norms[False].median()
