@@ -39,12 +39,16 @@ def load_shakespeare(path=DATA_PATH, train_fraction: float = 0.9):
     return tokenizer, ids[:cut], ids[cut:]
 
 
-def random_batch(ids, batch_size: int, block_size: int, generator=None, device="cpu"):
+def random_batch(ids, batch_size: int, block_size: int, generator=None, device="cpu", rank: int = 0, world_size: int = 1):
     """batch_size random windows of block_size + 1 tokens -> inputs x and targets y, both (B, T).
 
     y is x shifted one step left: at every position the model is trained to predict the next token.
+    With several processes (``world_size``), every process draws the starts of the whole global batch
+    of ``batch_size * world_size`` windows from the same generator and keeps its own slice, ``rank``:
+    together the processes train on exactly the windows one process would draw with the larger batch.
     """
-    starts = torch.randint(len(ids) - block_size, (batch_size,), generator=generator)  # (B,)
+    starts = torch.randint(len(ids) - block_size, (batch_size * world_size,), generator=generator)  # (W * B,)
+    starts = starts[rank * batch_size : (rank + 1) * batch_size]  # (B,): this process's part
     offsets = torch.arange(block_size + 1)  # (T + 1,)
     windows = ids[starts[:, None] + offsets[None, :]]  # (B, T + 1)
     x, y = windows[:, :-1], windows[:, 1:]

@@ -145,9 +145,11 @@ def split_loss(model, ids, block_size, device="cpu", autocast=None, batch_size=1
 
 
 @torch.no_grad()
-def estimate_loss(model, splits, config, device, autocast):
+def estimate_loss(model, splits, config, device, autocast, world_size=1):
     """Mean loss over eval_iters batches of each split. The batches are drawn with a fixed seed, so
     every evaluation of a run scores the same windows and successive estimates differ only by the model.
+    Each batch has the global batch's size (every process computes the same estimate, equal to one
+    process's with the larger batch).
     With config.full_val, the validation loss is the whole split's instead (split_loss)."""
     model.eval()
     losses = {}
@@ -158,7 +160,7 @@ def estimate_loss(model, splits, config, device, autocast):
         generator = torch.Generator().manual_seed(config.seed + 1)
         total = 0.0
         for _ in range(config.eval_iters):
-            x, y = random_batch(ids, config.batch_size, config.block_size, generator, device)
+            x, y = random_batch(ids, config.batch_size * world_size, config.block_size, generator, device)
             with autocast:
                 total += model(x, y)[1].item()
         losses[name] = total / config.eval_iters
@@ -226,7 +228,9 @@ def train(config: TrainConfig) -> dict:
         torch.backends.cuda.matmul.allow_tf32 = True  # float32 matmuls outside autocast on tensor cores
         torch.backends.cudnn.allow_tf32 = True
     torch.manual_seed(config.seed)  # the same initial weights in every process
-    batch_generator = torch.Generator().manual_seed(config.seed + 1000 * (rank + 1))  # different data per process
+    # the same generator in every process: each draws the global batch's starts and keeps its own slice, so
+    # W processes of B windows train on exactly the batches of one process with W * B windows
+    batch_generator = torch.Generator().manual_seed(config.seed + 1000)
     autocast = autocast_context(device, config.dtype)
 
     tokenizer, train_ids, val_ids = load_shakespeare(config.data_path)
@@ -258,7 +262,7 @@ def train(config: TrainConfig) -> dict:
     timed_from = start_step + min(5, max(0, (config.max_iters - start_step) // 5))  # skip warm-up (and compile) steps
 
     def evaluate(step):
-        losses = estimate_loss(model, splits, config, device, autocast)
+        losses = estimate_loss(model, splits, config, device, autocast, world_size)
         history["eval_step"].append(step)
         history["eval_seconds"].append(history["wall_seconds"])  # training time so far, evaluations excluded
         history["train_loss"].append(losses["train"])
@@ -284,7 +288,7 @@ def train(config: TrainConfig) -> dict:
             torch.cuda.synchronize()
         started = time.perf_counter()
         for micro_step in range(config.grad_accum):
-            x, y = random_batch(train_ids, config.batch_size, config.block_size, batch_generator, device)
+            x, y = random_batch(train_ids, config.batch_size, config.block_size, batch_generator, device, rank, world_size)
             # DDP averages gradients across processes at every backward; only the last micro-step needs it
             sync = micro_step == config.grad_accum - 1 or not isinstance(model, DistributedDataParallel)
             with autocast, (nullcontext() if sync else model.no_sync()):
@@ -293,7 +297,11 @@ def train(config: TrainConfig) -> dict:
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)  # a rare huge gradient cannot wreck the model
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        step_loss = loss.item() * config.grad_accum  # .item() waits for the GPU, so the timing below is honest
+        step_loss = loss.detach() * config.grad_accum
+        if world_size > 1:  # the loss of the global batch: the mean of the processes' means (equal slices)
+            dist.all_reduce(step_loss)
+            step_loss /= world_size
+        step_loss = step_loss.item()  # .item() waits for the GPU, so the timing below is honest
         history["wall_seconds"] += time.perf_counter() - started  # every step, compilation included
         if step >= timed_from:
             history["train_seconds"] += time.perf_counter() - started

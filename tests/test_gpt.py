@@ -1,12 +1,8 @@
 """Chapter 7: the GPT, its training loop, the KV cache and the data split (CPU, seconds each)."""
 
 import math
-import socket
 import typing
-import subprocess
-import sys
 from dataclasses import fields, replace
-from pathlib import Path
 
 import pytest
 import torch
@@ -26,7 +22,6 @@ from course.gpt import (
 from course.text_data import DATA_PATH, load_shakespeare, random_batch
 from course.train_gpt import TrainConfig, flag_type, named_config, parse_arguments, train
 
-REPO = Path(__file__).resolve().parent.parent
 TINY = GPTConfig(vocab_size=11, block_size=16, n_layer=2, n_head=2, n_embd=16)
 
 
@@ -197,16 +192,4 @@ def test_command_line_overrides():
     assert named_config("cpu_tiny").device == "auto"
 
 
-def test_ddp_with_world_size_one_on_gloo(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=1",
-        "--master_addr=127.0.0.1", f"--master_port={port}", "-m", "course.train_gpt", "--config", "cpu_tiny",
-        "--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--block-size", "16", "--batch-size", "4",
-        "--max-iters", "6", "--eval-interval", "3", "--eval-iters", "1", "--out-dir", str(tmp_path), "--no-progress",
-    ]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "tokens/s" in result.stdout and (tmp_path / "checkpoint.pt").exists()
+# The several-process path (torchrun, two processes on gloo) is tested in tests/test_ddp.py.
