@@ -5,13 +5,18 @@ manager; ``SandboxedKernelManager`` (set as the kernel manager of nbgrader's Exe
 grading/config.py, so ``nbgrader autograde`` stays the instructor's command) starts that
 kernel under ``bwrap`` (Debian package ``bubblewrap``). What the kernel sees:
 
-* the filesystem read-only; writable only a fresh scratch folder (its working directory,
-  which holds nothing but the kernel's connection file: files submitted beside a notebook are
-  never importable, since the working directory comes first on ``sys.path``);
-* no course folder (gradebook, submissions, other students), no repository (``solutions/``,
-  ``_build/``, ``_grading/``, ``grading/``) except the read-only ``course/`` package and
-  ``data/`` that the exercises import, no home folders, no ``/var``, ``/opt``, an empty
-  read-only ``/tmp``, and none of the files under ``/etc`` that not everyone may read;
+* nothing of the host but what it needs, read-only (``bwrap_command``): the system's libraries
+  (``/usr`` and the ``/lib*``, ``/bin`` links), the Python installation (the prefixes, the venv),
+  a few files of ``/etc`` (the dynamic linker's cache, time zone, fonts) and the sandbox's own
+  ``passwd``, ``group`` and ``hosts``, the CPU topology of ``/sys``, a minimal ``/dev``, its own
+  ``/proc``; of the repository only ``data/`` and, at ``course/``, the **student build** of the
+  package for the assignment being graded (grading/student_build.py: the answers of this
+  assignment removed, so that no import reaches the reference); writable only a fresh scratch
+  folder (its working directory, which holds nothing but the kernel's connection file: files
+  submitted beside a notebook are never importable). No ``/run``, ``/var``, ``/home``, ``/srv``,
+  ``/opt``, no course folder (gradebook, submissions, other students), no other folder or socket
+  of the host: a read-only mount would not stop a ``connect`` to a socket, so nothing unlisted is
+  mounted at all;
 * no network (its own network namespace; the kernel talks to the grader over Unix sockets
   in the scratch folder, Jupyter's ``ipc`` transport), its own PID, IPC and UTS namespaces:
   it cannot see or signal the grader, and everything it starts dies with it;
@@ -25,7 +30,9 @@ kernel under ``bwrap`` (Debian package ``bubblewrap``). What the kernel sees:
   grader) and ``/dev/shm``'s (``MAX_SHM_BYTES``; the rest of ``/dev`` read-only), where the
   grader may create them (as root; otherwise a warning says which limit is off).
 
-The grader itself enforces what the kernel may send back (grading/config.py: output caps,
+The kernel process's own stdout and stderr go to a pipe that the grader drains into a bounded
+buffer (``KernelOutput``, ``MAX_KERNEL_OUTPUT_BYTES``), never to the grader's stderr or log. The
+grader itself enforces what the kernel may send back as messages (grading/config.py: output caps,
 per-cell timeout).
 """
 
@@ -39,10 +46,11 @@ import signal
 import shutil
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
-from traitlets import Bool, Integer, List, Unicode
+from traitlets import Bool, Enum, Integer, List, Unicode
 
 from course.channel import REPORTS_ENVIRONMENT
 
@@ -122,9 +130,9 @@ def bwrap_path() -> str:
 
 
 def hidden_paths(course_root: Path, extra=()) -> list[Path]:
-    """Folders the kernel must not see: replaced by empty read-only folders in the sandbox."""
-    candidates = [Path("/tmp"), Path("/var"), Path("/home"), Path("/root"), Path("/mnt"), Path("/media"), Path("/srv"),
-                  Path("/boot"), Path("/opt"), REPO.parent, REPO, course_root.resolve(), *extra]
+    """Folders the kernel must not see even where they lie inside a folder it is given (an environment
+    inside the repository, a course folder inside a Python prefix): covered by empty read-only folders."""
+    candidates = [REPO.parent, REPO, Path(course_root).resolve(), *(Path(p).resolve() for p in extra)]
     paths = []
     for path in candidates:
         if path.exists() and path != Path("/") and path not in paths:
@@ -132,43 +140,108 @@ def hidden_paths(course_root: Path, extra=()) -> list[Path]:
     return sorted(paths, key=lambda p: len(p.parts))  # a parent before what lies inside it
 
 
-def private_system_files() -> list[Path]:
-    """Files under /etc that not everyone may read (/etc/shadow, host keys): the kernel's user maps to
-    the grader's, so it could read what the grader's user owns; they are replaced by empty files."""
-    private = []
-    for root, folders, files in os.walk("/etc"):
-        for name in files + folders:
-            path = Path(root) / name
+# What the kernel sees of the host: nothing but these (and REPO/course, REPO/data, the scratch folder).
+SYSTEM_FOLDERS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")  # read-only, links kept as links
+# /etc: only what the dynamic linker, Python, torch and matplotlib read; passwd, group and hosts are the
+# sandbox's own (SANDBOX_ETC). No ssl, no credentials, no service configuration.
+ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "fonts", "mime.types")
+SANDBOX_ETC = {
+    "passwd": f"root:x:0:0:root:/nonexistent:/usr/sbin/nologin\nnobody:x:{65534}:{65534}:nobody:/nonexistent:/usr/sbin/nologin\n",
+    "group": f"root:x:0:\nnogroup:x:{65534}:\n",
+    "hosts": "127.0.0.1 localhost\n::1 localhost\n",
+    "nsswitch.conf": "passwd: files\ngroup: files\nhosts: files\n",
+}
+# CPU topology, read by torch's cpuinfo and OpenMP to size their thread pools (nothing else of /sys)
+SYS_FILES = ("/sys/devices/system/cpu",)
+_SANDBOX_ETC_FOLDER: list[Path] = []
+
+
+def sandbox_etc() -> Path:
+    """A folder of the grader's with the sandbox's own passwd, group, hosts (made once per process)."""
+    if not _SANDBOX_ETC_FOLDER:
+        folder = Path(tempfile.mkdtemp(prefix="grading-etc-"))
+        for name, text in SANDBOX_ETC.items():
+            (folder / name).write_text(text)
+            (folder / name).chmod(0o444)
+        folder.chmod(0o755)
+        _SANDBOX_ETC_FOLDER.append(folder)
+        _LEFTOVERS.add(folder)
+    return _SANDBOX_ETC_FOLDER[0]
+
+
+def python_paths() -> list[Path]:
+    """The interpreter's folders: the prefixes (the venv, the base installation) and folders named in .pth files."""
+    paths = [Path(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)]
+    paths.append(Path(sys.executable).resolve().parent.parent)  # where the interpreter's binary really lives
+    import site
+
+    for packages in site.getsitepackages():
+        for pth in sorted(Path(packages).glob("*.pth")):
             try:
-                if not path.is_symlink() and not path.stat().st_mode & 0o004:
-                    private.append(path)
+                lines = pth.read_text().splitlines()
             except OSError:
                 continue
-        folders[:] = [f for f in folders if (Path(root) / f) not in private]
-    return private
+            paths += [Path(line.strip()) for line in lines if line.strip().startswith("/") and Path(line.strip()).is_dir()]
+    resolved = []
+    for path in paths:
+        path = path.resolve()
+        if path.exists() and path != Path("/") and path not in resolved and not any(p in path.parents for p in resolved):
+            resolved = [p for p in resolved if path not in p.parents] + [path]
+    return resolved
 
 
 def exposed_paths() -> list[Path]:
-    """What the kernel may read inside the hidden folders: Python (the environment), the course package, its data."""
-    paths = [Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), REPO / "course", REPO / "data"]
-    return [p for p in dict.fromkeys(paths) if p.exists()]
+    """Everything of the host the kernel may read (besides the course package and data): system libraries, Python."""
+    return [Path(p) for p in SYSTEM_FOLDERS if os.path.lexists(p)] + python_paths()
 
 
-def bwrap_command(kernel_cmd: list[str], scratch: Path, course_root: Path, extra_hidden=()) -> list[str]:
-    # /dev: the device nodes a program needs, read-only but for a small /dev/shm (shared memory, semaphores)
-    command = [bwrap_path(), "--ro-bind", "/", "/", "--dev", "/dev", "--size", str(MAX_SHM_BYTES), "--tmpfs", "/dev/shm",
-               "--remount-ro", "/dev", "--proc", "/proc"]
-    hidden = hidden_paths(course_root, extra_hidden)
+def _bind_read_only(path: Path, target: Path | None = None) -> list[str]:
+    target = target or path
+    if path.is_symlink():
+        return ["--symlink", os.readlink(path), str(target)]
+    return ["--ro-bind", str(path), str(target)]
+
+
+def bwrap_command(kernel_cmd: list[str], scratch: Path, course_root: Path, extra_hidden=(), course_package: Path | None = None) -> list[str]:
+    """The bwrap command line that runs ``kernel_cmd`` in the sandbox.
+
+    The kernel's root is an empty read-only folder; into it are bound, read-only: the system's
+    libraries (SYSTEM_FOLDERS), the Python installation (``python_paths``), a few files of /etc
+    (ETC_FILES, SANDBOX_ETC), the CPU topology of /sys; ``course_package`` (default: the student build
+    of every assignment) at ``REPO/course`` and ``REPO/data``; a minimal /dev, its own /proc; and,
+    writable, only the scratch folder. Nothing else of the host exists for it: no /run, /var, /home,
+    /srv, /opt, /root (but the interpreter's own prefix), no socket or folder not listed here.
+    """
+    if course_package is None:
+        from grading.student_build import ALL_ANSWERS, student_course
+
+        course_package = student_course(ALL_ANSWERS)
+    command = [bwrap_path()]
+    exposed = exposed_paths()
+    for path in exposed:
+        command += _bind_read_only(path)
+    command += ["--dir", "/etc"]
+    for name in ETC_FILES:
+        if os.path.lexists(f"/etc/{name}"):
+            command += _bind_read_only(Path("/etc") / name)
+    for name in SANDBOX_ETC:
+        command += ["--ro-bind", str(sandbox_etc() / name), f"/etc/{name}"]
+    for path in SYS_FILES:
+        if os.path.isdir(path):
+            command += ["--ro-bind", path, path]
+    # what lies inside an exposed folder but must stay hidden (the repository, the course folder)
+    hidden = [path for path in hidden_paths(course_root, extra_hidden) if any(e == path or e in path.parents for e in exposed)]
     for path in hidden:
         command += ["--tmpfs", str(path)]
-    for path in exposed_paths():
-        if any(path == h or h in path.parents for h in hidden):
-            command += ["--ro-bind", str(path), str(path)]
-    for path in private_system_files():
-        command += ["--tmpfs", str(path)] if path.is_dir() else ["--ro-bind", "/dev/null", str(path)]
-    command += ["--bind", str(scratch), str(scratch)]
+    command += ["--ro-bind", str(course_package), str(REPO / "course")]
+    if (REPO / "data").is_dir():
+        command += ["--ro-bind", str(REPO / "data"), str(REPO / "data")]
+    # /dev: the device nodes a program needs, read-only but for a small /dev/shm (shared memory, semaphores)
+    command += ["--dev", "/dev", "--size", str(MAX_SHM_BYTES), "--tmpfs", "/dev/shm", "--remount-ro", "/dev", "--proc", "/proc"]
+    command += ["--tmpfs", "/tmp", "--bind", str(scratch), str(scratch), "--remount-ro", "/tmp"]
     for path in hidden:
         command += ["--remount-ro", str(path)]
+    command += ["--remount-ro", "/"]
     command += ["--unshare-all", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--die-with-parent", "--chdir", str(scratch), "--clearenv"]
     environment = {name: os.environ[name] for name in KEPT_ENVIRONMENT if name in os.environ}
     environment |= {"HOME": str(scratch), "MPLCONFIGDIR": str(scratch / ".matplotlib"), "MPLBACKEND": "agg",
@@ -275,19 +348,120 @@ def limit_kernel(cgroups: list[Path] = ()):
     return apply
 
 
+MAX_KERNEL_OUTPUT_BYTES = 64 * 2**10  # of what the kernel process writes to its stdout/stderr, kept (the start and the end)
+
+
+class KernelOutput:
+    """The kernel process's stdout and stderr: a pipe that a thread of the grader drains into a bounded buffer.
+
+    What a cell prints reaches the grader through Jupyter's messages (capped by grading/config.py);
+    this is what the process writes outside them (a crash, an ``os.write(2, ...)``, ipykernel's echo of
+    its file descriptors). It never reaches the grader's own stdout or stderr, and only the first and
+    the last ``limit / 2`` bytes are kept, so that no amount of it grows the grader.
+    """
+
+    def __init__(self, limit: int = MAX_KERNEL_OUTPUT_BYTES):
+        self.limit = limit
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+        self._read, self.write_fd = os.pipe()
+        self._thread = threading.Thread(target=self._drain, name="kernel-output", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        half = self.limit // 2
+        try:
+            while True:
+                data = os.read(self._read, 1 << 16)
+                if not data:
+                    break
+                self.total += len(data)
+                room = half - len(self.head)
+                if room > 0:
+                    self.head += data[:room]
+                    data = data[room:]
+                if data:
+                    self.tail = (self.tail + data)[-half:]
+        except OSError:
+            pass
+        finally:
+            os.close(self._read)
+
+    def parent_started(self) -> None:
+        """Close the grader's copy of the writing end once the kernel holds it (end of file when the kernel exits)."""
+        if self.write_fd is not None:
+            os.close(self.write_fd)
+            self.write_fd = None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until every process of the kernel has closed its output (the kernel is gone); True when it has."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def text(self) -> str:
+        """What the kernel wrote, cut in the middle beyond the limit."""
+        dropped = self.total - len(self.head) - len(self.tail)
+        middle = f"\n... {dropped} bytes of kernel output dropped ...\n".encode() if dropped > 0 else b""
+        return (bytes(self.head) + middle + bytes(self.tail)).decode(errors="replace")
+
+
+def nbgrader_assignment() -> str:
+    """The assignment the running nbgrader command works on (``nbgrader autograde <assignment>``), or ""."""
+    try:
+        from traitlets.config import Application
+
+        if Application.initialized():
+            coursedir = getattr(Application.instance(), "coursedir", None)
+            return str(getattr(coursedir, "assignment_id", "") or "")
+    except Exception:  # not inside nbgrader: no assignment
+        pass
+    return ""
+
+
 class SandboxedKernelManager(AsyncKernelManager):
-    """A kernel manager whose kernels run in bubblewrap, talking to the grader over Unix sockets."""
+    """A kernel manager whose kernels run in bubblewrap, talking to the grader over Unix sockets.
+
+    The kernel imports the student build of ``course`` (grading/student_build.py) for the assignment
+    being graded: ``assignment`` when configured, else the assignment of the nbgrader command that
+    runs (``nbgrader autograde <assignment>``), else the name of the notebook's folder when it is an
+    assignment's; when none is known, the build without the answers of every assignment.
+    ``course_build = "reference"`` (``ReferenceKernelManager``) gives the full package: only for the
+    reference solution's own run, never for a student's notebook.
+    """
 
     sandbox = Bool(True, help="run the kernel in bubblewrap; False only for debugging the grader itself").tag(config=True)
     course_root = Unicode("", help="the course folder hidden from the kernel (default: the working directory)").tag(config=True)
     extra_hidden = List(Unicode(), help="more folders the kernel must not see").tag(config=True)
     max_memory = Integer(MAX_MEMORY, help="bytes of memory for all the kernel's processes together").tag(config=True)
     max_scratch_bytes = Integer(MAX_SCRATCH_BYTES, help="bytes the kernel may write into its scratch folder, in all").tag(config=True)
+    assignment = Unicode("", help="the assignment whose student build of course the kernel imports (default: nbgrader's)").tag(config=True)
+    course_build = Enum(["student", "reference"], "student",
+                        help="'student': course without this assignment's answers; 'reference': the full package").tag(config=True)
+    max_kernel_output = Integer(MAX_KERNEL_OUTPUT_BYTES, help="bytes of the kernel process's stdout/stderr kept").tag(config=True)
 
     _scratch: Path | None = None
     _cgroups: list[Path] = []
+    _notebook_folder: str = ""
+    kernel_output: KernelOutput | None = None
+
+    def graded_assignment(self) -> str:
+        """The assignment whose student build the kernel gets ("" when unknown)."""
+        from grading.student_build import ANSWERS
+
+        folder = Path(self._notebook_folder).name if self._notebook_folder else ""
+        return self.assignment or nbgrader_assignment() or (folder if folder in ANSWERS else "")
+
+    def course_package(self) -> Path:
+        """The folder the kernel sees as ``course``."""
+        from grading.student_build import ALL_ANSWERS, COURSE, student_course
+
+        if self.course_build == "reference":
+            return COURSE
+        return student_course(self.graded_assignment() or ALL_ANSWERS)
 
     async def _async_pre_start_kernel(self, **kw):
+        self._notebook_folder = str(kw.get("cwd") or "")
         if self.sandbox:
             bwrap_path()  # fail early, with the reason, where bubblewrap is missing
         self._scratch = Path(tempfile.mkdtemp(prefix="grading-kernel-"))
@@ -313,14 +487,23 @@ class SandboxedKernelManager(AsyncKernelManager):
             self.log.warning("no %s control group available: the kernel's %s is not limited", controller,
                              "number of processes" if controller == "pids" else "total memory")
         course_root = Path(self.course_root or os.getcwd())
-        command = bwrap_command(list(kernel_cmd), self._scratch, course_root, [Path(p) for p in self.extra_hidden])
+        command = bwrap_command(list(kernel_cmd), self._scratch, course_root, [Path(p) for p in self.extra_hidden],
+                                course_package=self.course_package())
         kw["cwd"] = str(self._scratch)
         kw["env"] = {}
         kw["preexec_fn"] = limit_kernel(self._cgroups)
-        return await super()._async_launch_kernel(command, **kw)
+        # the kernel process's own output: into a bounded buffer of the grader's, never the grader's stderr
+        self.kernel_output = KernelOutput(self.max_kernel_output)
+        kw["stdout"] = kw["stderr"] = self.kernel_output.write_fd
+        try:
+            return await super()._async_launch_kernel(command, **kw)
+        finally:
+            self.kernel_output.parent_started()
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
+        if self.kernel_output is not None and self.kernel_output.total:
+            self.log.debug("the kernel wrote %d bytes to its stdout/stderr", self.kernel_output.total)
         if self._scratch is not None and not restart:
             remove_scratch(self._scratch)
             _LEFTOVERS.discard(self._scratch)
@@ -335,3 +518,9 @@ class SandboxedKernelManager(AsyncKernelManager):
                     except OSError:
                         await asyncio.sleep(0.1)
             self._cgroups = []
+
+
+class ReferenceKernelManager(SandboxedKernelManager):
+    """The sandbox with the full ``course`` package: for the reference solution's run (grading/reports.py) only."""
+
+    course_build = Enum(["student", "reference"], "reference").tag(config=True)
