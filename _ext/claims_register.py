@@ -7,6 +7,12 @@ every page is written (``build-finished``), this gathers the files of the chapte
 one list next to the HTML folder (``_build/claims.json``), prints a one-screen summary of the claims
 that do not hold, and raises an ``ExtensionError``, so that the build ends with a non-zero status after
 writing the whole site.
+
+A chapter whose claims failed still executed without error, so MyST-NB cached it; the next build
+would show the same failure without measuring again. So the failing chapters are dropped from the
+execution cache, and the next build re-reads (and so re-executes) every chapter whose register file
+lists a failed claim: `make book` again measures again, which is what a timing claim on a busy
+machine needs.
 """
 
 import json
@@ -33,11 +39,42 @@ def _write_register(app, exception):
     if failed:
         # Printed whole, in one place, after Sphinx's own output: the last thing the reader sees.
         print("\n" + "=" * 100 + "\n" + failed + "\n" + "=" * 100, file=sys.stderr, flush=True)
+        _forget_executions(app, {claim["chapter"] for claim in claims if not claim["holds"]})
         count = sum(not claim["holds"] for claim in claims)
         raise ExtensionError(f"{count} claim(s) do not hold (listed above and in {register}); "
                              f"every page was written, each failed claim is shown on its page")
 
 
+def _chapters_with_failed_claims(names) -> list[str]:
+    failed = []
+    for name in names:
+        path = register_folder() / f"{name}.json"
+        try:
+            if any(not claim["holds"] for claim in json.loads(path.read_text())):
+                failed.append(name)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return failed
+
+
+def _reread_failed_chapters(app, env, added, changed, removed):
+    chapters = {Path(docname).name: docname for docname in env.found_docs if docname.startswith("chapters/")}
+    return [chapters[name] for name in _chapters_with_failed_claims(chapters) if chapters[name] not in added | changed]
+
+
+def _forget_executions(app, chapters):
+    path = getattr(getattr(app.env, "mystnb_config", None), "execution_cache_path", None)
+    if not path or not Path(path).exists():
+        return
+    from jupyter_cache import get_cache
+
+    cache = get_cache(path)
+    for record in cache.list_cache_records():
+        if Path(record.uri).stem in chapters:
+            cache.remove_cache(record.pk)
+
+
 def setup(app):
+    app.connect("env-get-outdated", _reread_failed_chapters)
     app.connect("build-finished", _write_register)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -120,7 +120,7 @@ SMALL_BOOK = {
         title: Claims test book
         only_build_toc_files: true
         execute:
-          execute_notebooks: force
+          execute_notebooks: cache
           timeout: 120
           allow_errors: false
         sphinx:
@@ -215,6 +215,10 @@ def test_a_book_with_a_failed_claim_writes_every_page_shows_the_claim_and_exits_
     summary_text = output[output.index("claims do not hold in this build"):]
     assert "ch02_fails.speedup [timing]: measured 2.5, must be >= 3" in summary_text
     assert "ch02_fails.forced [learned]" in summary_text and "ch01_fine" not in summary_text
+    from jupyter_cache import get_cache
+
+    cached = {Path(record.uri).stem for record in get_cache(book / "_build" / ".jupyter_cache").list_cache_records()}
+    assert cached == {"ch01_fine", "ch03_after"}, "a chapter whose claims failed must execute again next time"
     register = json.loads((book / "_build" / "claims.json").read_text())
     assert {(claim["name"], claim["holds"]) for claim in register} == {
         ("holds", True), ("speedup", False), ("forced", False), ("later", True)}
