@@ -10,8 +10,8 @@ Two runs, one after the other, on the same machine:
                 --n_layer=4 --n_head=4 --n_embd=128 --max_iters=2000 --lr_decay_iters=2000 --dropout=0.0, on top of
                 config/train_shakespeare_char.py: lr 1e-3, min lr 1e-4, 100 warm-up steps, beta2 0.99, weight
                 decay 0.1, gradient clipping at 1), one thread, nanoGPT's batch loader (a Python loop over rows)
-    course     course.train_gpt.train with the cpu_tiny configuration of chapter 7, on the threads the chapter
-               would pick (the faster of 1 and 2 over a few steps; or --threads), without a time budget
+    course     course.train_gpt.train with the cpu_tiny configuration of chapter 7, on course.TRAIN_THREADS
+               threads (1 unless COURSE_THREADS says otherwise; or --threads), stopped at the target
 Each is evaluated every --eval-every training tokens on the WHOLE validation split (course.train_gpt.split_loss,
 consecutive windows of 64 characters), and stops at the first evaluation at or below the target. The time
 reported is the wall time of the training steps up to that evaluation: evaluations are NOT counted (they
@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # reference_gpt.py sit
 
 from reference_gpt import ReferenceGPT  # noqa: E402
 
+import course  # noqa: E402
 from course.text_data import load_shakespeare  # noqa: E402
 from course.train_gpt import named_config, split_loss, train  # noqa: E402
 
@@ -98,30 +99,8 @@ def train_reference(recipe, target, eval_every_tokens, train_ids, val_ids, vocab
     return math.inf, history
 
 
-def fastest_threads(config, train_ids, vocab_size, steps=5):
-    """Chapter 7's choice: time a few training steps on 1 and on 2 threads, keep the faster."""
-    from course.gpt import GPT
-    from course.text_data import random_batch
-    from course.train_gpt import model_config
-
-    seconds = {}
-    for threads in (1, 2):
-        torch.set_num_threads(threads)
-        model = GPT(model_config(config, vocab_size))
-        optimizer = model.configure_optimizer(0.1, 1e-3, (0.9, 0.99))
-        generator = torch.Generator().manual_seed(0)
-        for step in range(steps + 2):  # 2 untimed warm-up steps
-            if step == 2:
-                start = time.perf_counter()
-            model(*random_batch(train_ids, config.batch_size, config.block_size, generator))[1].backward()
-            optimizer.step()
-            optimizer.zero_grad()
-        seconds[threads] = (time.perf_counter() - start) / steps
-    return min(seconds, key=seconds.get), seconds
-
-
 def train_course(config, target, eval_every_tokens, threads, log):
-    """Chapter 7's run, stopped at the target instead of its time budget. Returns (seconds or inf, history)."""
+    """Chapter 7's run, stopped at the first evaluation at or below the target. Returns (seconds or inf, history)."""
     torch.set_num_threads(threads)
     tokens_per_step = config.batch_size * config.block_size
     config = replace(config, target_val_loss=target, max_seconds=None, full_val=True, save_checkpoint=False,
@@ -138,7 +117,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", type=float, default=None, help="validation loss to reach (default 1.91; 2.2 with --quick)")
     parser.add_argument("--quick", action="store_true", help="target 2.2: the same comparison in a few minutes")
-    parser.add_argument("--threads", type=int, default=None, help="threads for the course's run (default: chapter 7's choice, the faster of 1 and 2 over a few steps)")
+    parser.add_argument("--threads", type=int, default=course.TRAIN_THREADS, help="threads for the course's run (default: "
+                        "course.TRAIN_THREADS, what chapter 7 trains on; the reference always runs on one)")
     parser.add_argument("--eval-every", type=int, default=80_000, help="training tokens between full validation passes (each costs a forward pass over 111,000 characters)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the course's model (compilation time counts)")
     parser.add_argument("--only", choices=["course", "reference"], default=None, help="run one of the two")
@@ -160,9 +140,6 @@ def main():
         shown = {k: getattr(config, k) for k in ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "max_iters",
                                                   "learning_rate", "min_lr", "warmup_iters", "compile", "dtype")}
         threads = arguments.threads
-        if threads is None:
-            threads, seconds = fastest_threads(config, train_ids, tokenizer.vocab_size)
-            log(f"seconds per step: " + ", ".join(f"{k} thread(s) {v * 1e3:.0f} ms" for k, v in seconds.items()))
         log(f"course (chapter 7's cpu_tiny, {threads} thread(s)): {shown}")
         results["course"], _ = train_course(config, target, arguments.eval_every, threads, log)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
