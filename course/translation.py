@@ -10,6 +10,7 @@
     greedy_translate, beam_search    decoding, batched; beam search with length normalisation
     exhaustive_search                every hypothesis scored: what beam search approximates (tests)
     corpus_scores, bleu_by_length    BLEU and chrF with sacrebleu, overall and per source length
+    paired_bootstrap                 a BLEU or chrF difference between two systems, with its 95% interval
 
 Token ids: PAD = 0, BOS = 1, EOS = 2 as in chapters 1-6, and UNK = 3 for words outside the vocabulary.
 Shapes: B batch, K beam size, S source length, T target length, V target vocabulary size.
@@ -17,6 +18,7 @@ Shapes: B batch, K beam size, S source length, T target length, V target vocabul
 
 from __future__ import annotations
 
+import functools
 import gzip
 import math
 import random
@@ -526,6 +528,58 @@ def corpus_scores(hypotheses: list[str], references: list[str]) -> dict[str, flo
     chrf = sacrebleu.metrics.CHRF(lowercase=True).corpus_score(hypotheses, [references])
     return {"bleu": bleu.score, "chrf": chrf.score, "precisions": list(bleu.precisions), "brevity_penalty": bleu.bp,
             "length_ratio": bleu.sys_len / bleu.ref_len}
+
+
+def _sacrebleu_metric(metric: str):
+    import sacrebleu
+
+    if metric == "bleu":
+        return sacrebleu.metrics.BLEU(lowercase=True)
+    if metric == "chrf":
+        return sacrebleu.metrics.CHRF(lowercase=True)
+    raise ValueError(f"metric must be 'bleu' or 'chrf', not {metric!r}")
+
+
+@functools.lru_cache(maxsize=64)
+def _sentence_statistics(metric: str, hypotheses: tuple[str, ...], references: tuple[str, ...]):
+    """sacrebleu's statistics of each sentence (N, statistics), kept: a system is compared with several others."""
+    import numpy as np
+
+    statistics = _sacrebleu_metric(metric)._extract_corpus_statistics(list(hypotheses), [list(references)])
+    return np.array(statistics, dtype=np.float64)
+
+
+def paired_bootstrap(baseline: list[str], system: list[str], references: list[str], metric: str = "bleu",
+                     resamples: int = 1000, seed: int = 0, confidence: float = 0.95) -> dict[str, float]:
+    """How much ``system`` scores above ``baseline`` (corpus BLEU or chrF), with a paired-bootstrap interval.
+
+    The test sentences are drawn with replacement ``resamples`` times (a seeded generator, so the
+    interval is the same on every run); both systems are scored on the *same* draw, as in sacrebleu's
+    ``--paired-bs`` (Koehn 2004), and the interval holds the central ``confidence`` share of the
+    differences. Scores come from sacrebleu's sentence statistics, summed per draw: exactly its
+    corpus score on the drawn corpus. Returns {"baseline", "system", "difference", "low", "high"}.
+    """
+    import numpy as np
+
+    if not len(baseline) == len(system) == len(references):
+        raise ValueError("baseline, system and references must have one sentence each per test pair")
+    scorer = _sacrebleu_metric(metric)
+    stats = [_sentence_statistics(metric, tuple(hypotheses), tuple(references))
+             for hypotheses in (baseline, system)]  # (N, statistics) per system: n-gram matches and totals
+
+    def score(totals):
+        return scorer._compute_score_from_stats(totals).score
+
+    n = len(references)
+    draws = np.random.default_rng(seed).integers(0, n, size=(resamples, n))  # (R, N) sentence indices
+    counts = np.zeros((resamples, n))
+    np.add.at(counts, (np.arange(resamples)[:, None], draws), 1.0)  # (R, N) how often each sentence was drawn
+    totals = [counts @ s for s in stats]  # (R, statistics) per system, the sums over each drawn corpus
+    differences = np.array([score(b) - score(a) for a, b in zip(*totals)])
+    low, high = np.quantile(differences, [(1 - confidence) / 2, (1 + confidence) / 2])
+    baseline_score, system_score = (float(score(s.sum(axis=0))) for s in stats)
+    return {"baseline": baseline_score, "system": system_score, "difference": system_score - baseline_score,
+            "low": float(low), "high": float(high)}
 
 
 def bleu_by_length(hypotheses: list[str], references: list[str], source_lengths: list[int],

@@ -246,6 +246,23 @@ def test_corpus_scores_and_bleu_by_length_use_sacrebleu():
     assert rows[1]["bleu"] == pytest.approx(100)
 
 
+def test_paired_bootstrap_scores_as_sacrebleu_and_brackets_the_difference():
+    references = ["Le Dieu vivant parla.", "Il lui dit:", "Et la lumière fut.", "Jésus pleura.", "Il dit: viens."] * 8
+    good = [r.lower() if i % 3 else "il dit:" for i, r in enumerate(references)]
+    poor = ["et il dit:" for _ in references]
+    for metric in ("bleu", "chrf"):
+        result = T.paired_bootstrap(poor, good, references, metric, resamples=300, seed=1)
+        assert result["baseline"] == pytest.approx(T.corpus_scores(poor, references)[metric])
+        assert result["system"] == pytest.approx(T.corpus_scores(good, references)[metric])
+        assert result["difference"] == pytest.approx(result["system"] - result["baseline"])
+        assert 0 < result["low"] <= result["difference"] <= result["high"], result
+        assert T.paired_bootstrap(poor, good, references, metric, resamples=300, seed=1) == result, "seeded"
+        same = T.paired_bootstrap(good, good, references, metric, resamples=50)
+        assert same["low"] == same["high"] == same["difference"] == 0, "a system against itself differs by nothing"
+    with pytest.raises(ValueError):
+        T.paired_bootstrap(poor[:-1], good, references)
+
+
 # ---------------------------------------------------------------------------------------------
 # Checkpoints
 
