@@ -9,6 +9,9 @@ Three models of identical shape train on the same batches, one after the other, 
     reference        benchmarks/reference_gpt.py, written from nanoGPT's public description
 Each trains for --steps steps; the first --warmup steps (and compilation) are not timed. The
 validation loss after those steps is estimated on the same fixed batches for all three.
+
+On a GPU the results (hardware, date, torch version, command, tokens/s, MFU, memory, loss) are written to
+benchmarks/results/gpt_throughput_<shape>[_compile].json, which chapter 7 shows; on a CPU only with --results PATH.
 """
 
 import argparse
@@ -24,7 +27,8 @@ from reference_gpt import ReferenceGPT  # noqa: E402
 
 from course.gpt import GPT, GPTConfig, flops_per_token  # noqa: E402
 from course.text_data import load_shakespeare, random_batch  # noqa: E402
-from course.train_gpt import H100_BF16_PEAK_FLOPS, autocast_context, measure_matmul_flops  # noqa: E402
+from course import gpu_results  # noqa: E402
+from course.train_gpt import autocast_context, measure_matmul_flops  # noqa: E402
 
 SHAPES = {
     "cpu_small": dict(n_layer=2, n_head=4, n_embd=128, block_size=128, batch_size=8, steps=25, warmup=5),
@@ -77,7 +81,7 @@ def run(kind, shape, data, device, compile_model, learning_rate=1e-3):
         if step >= shape["warmup"]:
             timed_seconds += time.perf_counter() - start
     tokens_per_second = (shape["steps"] - shape["warmup"]) * B * T / timed_seconds
-    peak_memory = torch.cuda.max_memory_allocated() / 1e9 if device.startswith("cuda") else float("nan")
+    peak_memory = torch.cuda.max_memory_allocated() / 1e9 if device.startswith("cuda") else None
     model.eval()
     evaluation = torch.Generator().manual_seed(2)
     with torch.no_grad(), autocast:
@@ -93,6 +97,8 @@ def main():
     parser.add_argument("--compile", action="store_true", help="torch.compile every model (same flag for all three)")
     parser.add_argument("--skip-manual", action="store_true", help="leave out the manual-attention model")
     parser.add_argument("--threads", type=int, default=1, help="CPU only: torch threads (1 is fastest for small shapes on a loaded machine)")
+    parser.add_argument("--results", default=None, help="write the results (JSON) here; on a GPU the default is "
+                        "benchmarks/results/gpt_throughput_<shape>.json, on a CPU nothing is written without it")
     arguments = parser.parse_args()
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -104,8 +110,10 @@ def main():
         shape["batch_size"] = arguments.batch_size
     if device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
-        peak, peak_source = H100_BF16_PEAK_FLOPS, "H100 SXM dense bf16 datasheet"
         device_name = torch.cuda.get_device_name()
+        peak, peak_source = gpu_results.bf16_peak(device_name)
+        if peak is None:  # MFU against the H100's figure is still a comparison, if a named one
+            peak, peak_source = gpu_results.BF16_PEAK_FLOPS["H100"], f"H100 dense bf16 datasheet ({peak_source})"
     else:
         torch.set_num_threads(arguments.threads)
         peak, peak_source = measure_matmul_flops(), f"measured float32 1024x1024 matmul, {arguments.threads} thread(s)"
@@ -134,6 +142,17 @@ def main():
         print(f"throughput {names[kind]} / reference: {results[kind]['tokens_per_second'] / reference:.2f}x")
     if device == "cpu":
         print("(CPU run: a small shape; only the ratios are meaningful, and timings vary with the machine's load)")
+    path = arguments.results
+    shape_name = arguments.shape or ("gpu_100m" if device == "cuda" else "cpu_small")
+    if path is None and device == "cuda":
+        path = gpu_results.RESULTS_DIR / f"gpt_throughput_{shape_name}{'_compile' if arguments.compile else ''}.json"
+    if path is not None:
+        record = {"script": "benchmarks/gpt_throughput.py", "shape_name": shape_name, "shape": shape,
+                  "compile": arguments.compile, "dtype": "bfloat16 autocast" if device == "cuda" else "float32",
+                  "peak_flops": peak, "peak_source": peak_source,
+                  "models": {kind: dict(results[kind], name=names[kind]) for kind in kinds},
+                  "sdpa_over_reference": results["sdpa"]["tokens_per_second"] / reference}
+        print(f"results written to {gpu_results.write(path, record, gpu_results.command_line())}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ In Python: ``history = train(named_config("cpu_tiny", max_iters=200))``.
 import argparse
 import math
 import os
+import sys
 import time
 import typing
 from contextlib import nullcontext
@@ -23,11 +24,12 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from course import gpu_results
 from course.gpt import GPT, GPTConfig, flops_per_token, learning_rate
 from course.text_data import DATA_PATH, load_shakespeare, random_batch
 
 REPO = Path(__file__).resolve().parent.parent
-H100_BF16_PEAK_FLOPS = 989e12  # NVIDIA's dense bf16 tensor-core figure for the H100 SXM
+H100_BF16_PEAK_FLOPS = gpu_results.BF16_PEAK_FLOPS["H100"]  # NVIDIA's dense bf16 tensor-core figure for the H100 SXM
 
 
 @dataclass
@@ -71,8 +73,8 @@ class TrainConfig:
 
 
 CONFIGS = {
-    # The book's run: a third of a million parameters (nanoGPT's CPU example has 0.8 M), trained to a
-    # full-split validation loss of 1.91 in about two and a half minutes on 2 CPU cores (chapter 7 explains the choices).
+    # The book's run: a third of a million parameters (nanoGPT's CPU example has 0.8 M), 700 steps that end
+    # below a full-split validation loss of 1.91 for seeds 0-2 (chapter 7 explains the choices).
     "cpu_tiny": {},
     # nanoGPT's config/train_shakespeare_char.py shape and schedule: best val loss 1.4697 reported.
     "gpu": dict(
@@ -360,9 +362,11 @@ def flag_type(annotation):
     return annotation
 
 
-def parse_arguments(argv=None) -> TrainConfig:
+def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="cpu_tiny", choices=sorted(CONFIGS))
+    parser.add_argument("--results", default=None, help="write the run's results (JSON) here; on a GPU the default "
+                        "is benchmarks/results/train_gpt_<config>.json, on a CPU nothing is written without it")
     for name, annotation in typing.get_type_hints(TrainConfig).items():  # every field: --max-iters 200, --attention manual
         flag = "--" + name.replace("_", "-")
         kind = flag_type(annotation)
@@ -370,20 +374,53 @@ def parse_arguments(argv=None) -> TrainConfig:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
         else:
             parser.add_argument(flag, type=kind, default=None)
-    arguments = vars(parser.parse_args(argv))
-    name = arguments.pop("config")
-    return named_config(name, **{key: value for key, value in arguments.items() if value is not None})
+    return parser
+
+
+def config_from(arguments: argparse.Namespace) -> TrainConfig:
+    overrides = {key: value for key, value in vars(arguments).items() if value is not None and key not in ("config", "results")}
+    return named_config(arguments.config, **overrides)
+
+
+def parse_arguments(argv=None) -> TrainConfig:
+    return config_from(argument_parser().parse_args(argv))
+
+
+def results_record(history, config_name, config) -> dict:
+    """What a results file keeps of a run: throughput, MFU against the device's peak, losses."""
+    if pick_device(config, 0).startswith("cuda"):
+        peak, peak_source = gpu_results.bf16_peak(torch.cuda.get_device_name())
+    else:
+        peak, peak_source = measure_matmul_flops(), "measured float32 1024 x 1024 matmul on this CPU"
+    per_device = history["tokens_per_second"] / max(history["world_size"], 1)  # MFU is per device
+    return {
+        "script": "course.train_gpt", "config_name": config_name, "config": asdict(config),
+        "world_size": history["world_size"], "num_parameters": history["num_parameters"],
+        "flops_per_token": history["flops_per_token"], "steps": len(history["step"]),
+        "tokens_per_second": history["tokens_per_second"],
+        "mfu": per_device * history["flops_per_token"] / peak if peak else None,
+        "peak_flops": peak, "peak_source": peak_source,
+        "final_val_loss": history["val_loss"][-1], "best_val_loss": min(history["val_loss"]),
+        "eval_step": history["eval_step"], "val_loss": history["val_loss"], "train_loss": history["train_loss"],
+        "train_seconds": history["wall_seconds"],
+    }
 
 
 def main(argv=None):
-    config = parse_arguments(argv)
+    arguments = argument_parser().parse_args(argv)
+    config = config_from(arguments)
     history = train(config)
     if int(os.environ.get("RANK", 0)) == 0:
-        peak = H100_BF16_PEAK_FLOPS if torch.cuda.is_available() else measure_matmul_flops()
-        achieved = history["tokens_per_second"] * history["flops_per_token"] / max(history["world_size"], 1)
+        record = results_record(history, arguments.config, config)
         print(f"parameters {history['num_parameters'] / 1e6:.2f} M, final val loss {history['val_loss'][-1]:.4f}")
-        print(f"{history['tokens_per_second']:,.0f} tokens/s, MFU {achieved / peak:.1%} of "
-              f"{peak / 1e9:,.0f} GFLOP/s ({'H100 bf16 datasheet' if torch.cuda.is_available() else 'measured matmul'})")
+        mfu = f"MFU {record['mfu']:.1%} of {record['peak_flops'] / 1e9:,.0f} GFLOP/s" if record["mfu"] else "MFU not computed"
+        print(f"{history['tokens_per_second']:,.0f} tokens/s, {mfu} ({record['peak_source']})")
+        path = arguments.results
+        if path is None and pick_device(config, 0).startswith("cuda"):
+            path = gpu_results.RESULTS_DIR / f"train_gpt_{arguments.config}.json"
+        if path is not None:
+            command = gpu_results.command_line("course.train_gpt", sys.argv[1:] if argv is None else argv)
+            print(f"results written to {gpu_results.write(path, record, command)}")
     if dist.is_initialized():
         dist.destroy_process_group()
 

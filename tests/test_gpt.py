@@ -20,7 +20,8 @@ from course.gpt import (
     next_token_loss,
 )
 from course.text_data import DATA_PATH, load_shakespeare, random_batch
-from course.train_gpt import TrainConfig, flag_type, named_config, parse_arguments, train
+from course import gpu_results
+from course.train_gpt import TrainConfig, flag_type, main, named_config, parse_arguments, train
 
 TINY = GPTConfig(vocab_size=11, block_size=16, n_layer=2, n_head=2, n_embd=16)
 
@@ -184,6 +185,18 @@ def test_every_config_field_has_a_flag_of_its_type():
     assert (config.target_val_loss, config.max_seconds) == (1.91, 90.5)
     with pytest.raises(SystemExit):  # and an integer field still refuses a fraction
         parse_arguments(["--max-iters", "2.5"])
+
+
+def test_command_line_run_writes_its_results(tmp_path):
+    main(["--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--block-size", "16", "--batch-size", "4",
+          "--max-iters", "4", "--eval-interval", "2", "--eval-iters", "1", "--out-dir", str(tmp_path), "--no-progress",
+          "--results", str(tmp_path / "results.json")])
+    record = gpu_results.load("results", tmp_path)
+    for key in ("date", "command", "torch", "hardware", "tokens_per_second", "mfu", "peak_source", "final_val_loss"):
+        assert record[key] is not None, key
+    assert record["command"].startswith("python -m course.train_gpt --n-layer 1")
+    assert record["hardware"]["device"] == "cpu" and record["steps"] == 4 and record["tokens_per_second"] > 0
+    assert gpu_results.load("not_measured", tmp_path) is None
 
 
 def test_command_line_overrides():
