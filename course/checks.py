@@ -281,17 +281,20 @@ def _forbidden_operation(name: str, forbidden: set[str]) -> str | None:
     return None
 
 
-def _watching_modes(forbidden: set[str]):
+def _watching_modes(forbidden: set[str], seen: list[str]):
     """A torch function mode and a dispatch mode that raise when a forbidden operation runs,
     whatever Python name reached it (``torch.softmax``, ``Tensor.softmax``, ``nn.Softmax``,
-    ``torch._softmax``, a reference captured before the test started)."""
+    ``torch._softmax``, a reference captured before the test started). Each refusal is also
+    appended to ``seen``, so that an answer that catches the error is still refused at the block's end."""
     from torch.overrides import TorchFunctionMode
     from torch.utils._python_dispatch import TorchDispatchMode
 
     def refuse(kind: str, name: str) -> None:
         matched = _forbidden_operation(name, forbidden)
         if matched is not None:
-            raise AssertionError(f"{FORBIDDEN_MARKER} {matched} (the {kind} {name} ran); write it with basic tensor operations")
+            message = f"{FORBIDDEN_MARKER} {matched} (the {kind} {name} ran); write it with basic tensor operations"
+            seen.append(message)
+            raise AssertionError(message)
 
     class WatchFunctions(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -314,15 +317,24 @@ class forbidden_calls:
     Two guards: the named attributes are replaced by functions that refuse, and what actually
     runs is watched (a torch function mode and a dispatch mode), so another spelling of the same
     built-in (``torch._softmax``, ``nn.Softmax(dim)(x)``, ``operator.attrgetter``) is refused too.
+    A refusal the answer catches (``try: ... except AssertionError``) is raised again when the
+    block ends: the test saw the built-in run, whatever the answer did with the error.
+
+    The modes are thread-local and live in the kernel: code that pops them
+    (``torch.overrides._pop_mode_temporarily``, ``_disable_current_modes``) or runs the built-in in
+    another thread is not seen here; the grader's integrity pass flags those names in an answer
+    and counts them as a forbidden call (grading/config.py, ``count_escapes``).
     """
 
     def __init__(self, *targets):
         self.targets = targets
         self.saved = []
         self.modes = []
+        self.seen: list[str] = []
 
     def __enter__(self):
         names = set()
+        self.seen = []
         for owner, name in self.targets:
             original = getattr(owner, name)
             self.saved.append((owner, name, original))
@@ -330,13 +342,15 @@ class forbidden_calls:
             names.add(label.rsplit(".", 2)[-2] + ".forward" if name == "forward" else name)
 
             def refuse(*args, _name=label, **kwargs):
-                raise AssertionError(f"{FORBIDDEN_MARKER} {_name}; write it with basic tensor operations")
+                message = f"{FORBIDDEN_MARKER} {_name}; write it with basic tensor operations"
+                self.seen.append(message)
+                raise AssertionError(message)
 
             setattr(owner, name, refuse)
         for name in list(names):
             names |= _ALSO_FORBIDDEN.get(name, set())
         names = {name for name in names if not name.endswith(".forward") and not name[:1].isupper()}
-        self.modes = list(_watching_modes(names))
+        self.modes = list(_watching_modes(names, self.seen))
         for mode in self.modes:
             mode.__enter__()
         return self
@@ -348,6 +362,8 @@ class forbidden_calls:
         for owner, name, original in reversed(self.saved):
             setattr(owner, name, original)
         self.saved.clear()
+        if self.seen and exc_info[0] is None:  # refused, and the answer caught the error: the test still fails
+            raise AssertionError(self.seen[0])
         return False
 
 

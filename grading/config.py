@@ -144,9 +144,9 @@ class SanitizeSubmission(NbGraderPreprocessor):
             if not isinstance(cell.metadata, dict):
                 cell.metadata = NotebookNode()
             cell.metadata.pop("attachments", None)
-            cell.pop("attachments", None)
             if not isinstance(cell.get("source"), str):
                 cell.source = "".join(cell.source) if isinstance(cell.get("source"), list) else ""
+            cell.pop("attachments", None)
             grade_id = _nbgrader(cell).get("grade_id") if isinstance(_nbgrader(cell).get("grade_id"), str) else None
             if grade_id in source_cells and grade_id not in seen:
                 seen.add(grade_id)
@@ -197,7 +197,7 @@ class IntegrityHints(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         instructor = [c for c in nb.cells if c.cell_type == "code" and _is_instructor_cell(c)
                       and _nbgrader(c).get("grade_id") != SETUP_GRADE_ID]
-        protected = {"check_close", "check_shape", "forbidden_calls"}
+        protected = {"check_close", "check_shape"} | integrity.CHECK_HELPERS
         imports: dict[str, str] = {}
         forbidden_for: dict[str, set[str]] = {}
         for cell in instructor:
@@ -210,8 +210,9 @@ class IntegrityHints(NbGraderPreprocessor):
             if _nbgrader(cell).get("solution"):
                 answers |= integrity.defined_functions(cell.source)
         hints = resources.setdefault("integrity_hints", {})
-        for cell in nb.cells:
-            if cell.cell_type != "code" or _is_instructor_cell(cell) or cell.source.startswith(TOO_LARGE_MARKER):
+        escapes = resources.setdefault("integrity_escapes", {})
+        for cell in nb.cells:  # every cell the student wrote: no text in a cell turns the reading off
+            if cell.cell_type != "code" or _is_instructor_cell(cell):
                 continue
             defined = integrity.defined_functions(cell.source)
             forbidden_here = set().union(*(forbidden_for.get(name, set()) for name in defined))
@@ -219,9 +220,14 @@ class IntegrityHints(NbGraderPreprocessor):
             if findings:
                 where = _nbgrader(cell).get("grade_id") or ""  # "": a cell the student added
                 hints.setdefault(where, []).extend(map(str, findings))
+                escaping = [str(finding) for finding in findings if finding.escapes]
+                escapes.setdefault(where, []).extend(escaping)
+                if escaping and not where:  # an added cell: what it escapes counts for the tests after it
+                    cell.metadata[ESCAPES_NOTE] = escaping
+        escapes = {where: found for where, found in escapes.items() if found}
         # nbgrader runs the sanitising and the grading preprocessors as two conversions with fresh
         # resources: the notes travel in the notebook's metadata (CarryReviewNotes takes them out).
-        nb.metadata[REVIEW_NOTES] = {"hints": hints, "whole": resources.get("grading_review", [])}
+        nb.metadata[REVIEW_NOTES] = {"hints": hints, "whole": resources.get("grading_review", []), "escapes": escapes}
         return nb, resources
 
 
@@ -232,6 +238,7 @@ class CarryReviewNotes(NbGraderPreprocessor):
         notes = nb.metadata.pop(REVIEW_NOTES, {})
         resources["integrity_hints"] = dict(notes.get("hints", {}))
         resources["grading_review"] = list(notes.get("whole", []))
+        resources["integrity_escapes"] = dict(notes.get("escapes", {}))
         return nb, resources
 
 
@@ -471,6 +478,7 @@ class CompareReports(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         expected = resources.get("reference_reports", {})
         found = resources.get("student_reports", {})
+        count_escapes(nb, resources.get("integrity_escapes", {}))
         for cell in nb.cells:
             meta = _nbgrader(cell)
             grade_id = meta.get("grade_id")
@@ -491,6 +499,36 @@ class CompareReports(NbGraderPreprocessor):
                 evalue = "; ".join(problems)
                 cell.outputs.append(NotebookNode(output_type="error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"]))
         return nb, resources
+
+
+ESCAPE_ENAME = "ForbiddenCall"
+ESCAPES_NOTE = "grading_escapes"  # cell metadata of an added cell, between nbgrader's two conversions
+
+
+def count_escapes(nb, escapes: dict) -> None:
+    """Code that takes itself out of the forbidden-call check's sight (grading.integrity's ``escapes``: the check's
+    torch modes popped, a thread, a checking helper replaced) is graded as if the forbidden built-in had run: in an
+    answer cell, each test cell of that exercise that checks forbidden calls fails, with the reason; in a cell the
+    student added, each such test cell after it (a cell can change only what runs after it)."""
+    if not escapes:
+        return
+    current, added = None, []
+    for cell in nb.cells:
+        meta = _nbgrader(cell)
+        if meta.get("solution"):
+            current = meta.get("grade_id")
+            continue
+        if cell.cell_type == "code" and not meta:
+            added = added + list(cell.get("metadata", {}).pop(ESCAPES_NOTE, []))
+        if cell.cell_type != "code" or not meta.get("grade") or "forbidden_calls" not in cell.source:
+            continue
+        reasons = [(reason, "") for reason in escapes.get(current, [])] + [(reason, ", in an added cell") for reason in added]
+        if reasons:
+            reason, where = reasons[0]
+            evalue = (f"{FORBIDDEN_MARKER} a built-in out of the check's sight: the answer {reason.split(': ', 1)[-1]} "
+                      f"({reason.split(':', 1)[0]}{where})")
+            cell.setdefault("outputs", []).append(NotebookNode(output_type="error", ename=ESCAPE_ENAME, evalue=evalue,
+                                                               traceback=[f"{ESCAPE_ENAME}: {evalue}"]))
 
 
 class LimitOutputSize(NbGraderPreprocessor):

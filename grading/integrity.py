@@ -86,6 +86,21 @@ FORBIDDEN_ATTRIBUTES = {
     "__setattr__", "__delattr__", "__reduce__", "__reduce_ex__",
 }
 FORBIDDEN_NAMES = {"__builtins__", "__loader__", "__spec__"}
+# What takes code out of ``course.checks.forbidden_calls``' sight: its torch modes are thread-local and
+# can be popped. The grader counts a finding of these as a forbidden built-in that ran (``escapes``).
+ESCAPE_NAMES = {
+    "_disable_current_modes", "_pop_mode_temporarily", "_pop_mode", "_push_mode", "_pop_torch_function_stack",
+    "_pop_torch_dispatch_stack", "_push_on_torch_function_stack", "_push_on_torch_dispatch_stack",
+    "_len_torch_function_stack", "_len_torch_dispatch_stack", "_get_current_dispatch_mode_stack",
+    "_get_current_function_mode_stack", "_set_torch_function_mode", "_unset_dispatch_mode", "_set_dispatch_mode",
+    "DisableTorchFunction", "DisableTorchFunctionSubclass", "_DisableTorchDispatch", "_python_dispatch",
+    "_ExcludeDispatchKeyGuard", "_ForceDispatchKeyGuard", "_RestorePythonTLSSnapshot", "_DisableFuncTorch",
+    "Thread", "ThreadPoolExecutor", "ProcessPoolExecutor", "start_new_thread", "start_joinable_thread",
+    "fork", "_fork", "run_in_executor", "to_thread",
+}
+ESCAPE_MODULES = {"threading", "_thread", "concurrent", "multiprocessing", "asyncio", "_dummy_thread"}
+# The checking helpers of course.checks: replacing one disables a check, which counts as escaping it.
+CHECK_HELPERS = {"report", "forbidden_calls", "largest_new_tensor"}
 FORBIDDEN_STRINGS = ("solutions/", "course/", "../", "gradebook", "nbgrader", "autograded/", "submitted/")
 
 
@@ -93,6 +108,7 @@ FORBIDDEN_STRINGS = ("solutions/", "course/", "../", "gradebook", "nbgrader", "a
 class Finding:
     line: int
     reason: str
+    escapes: bool = False  # takes code out of the forbidden-call check's sight: graded as a forbidden call
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.reason}"
@@ -122,6 +138,7 @@ def check_answer(
     if tree is None:
         return []
     visitor = _IntegrityVisitor(set(protected_names) | CHECK_BUILTINS, set(forbidden_here), instructor_imports or {}, set(answer_names))
+    visitor.bound_here = _names_bound_anywhere(tree)
     visitor.visit(tree)
     return sorted(set(visitor.findings), key=lambda finding: (finding.line, finding.reason))
 
@@ -217,6 +234,30 @@ def forbidden_by_tests(test_source: str) -> dict[str, set[str]]:
     return forbidden
 
 
+def _names_bound_anywhere(tree: ast.AST) -> set[str]:
+    """Every name the cell binds (assignments, definitions, arguments, imports): a later load of it is the cell's own."""
+    bound = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            bound.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    return bound
+
+
+def escape_reason(name: str) -> str | None:
+    """Why ``name`` (a module, attribute or string) takes code out of the forbidden-call check's sight, or None."""
+    if name.split(".")[0] in ESCAPE_MODULES:
+        return f"uses {name}: code in another thread runs where the forbidden-call check cannot see it"
+    if any(part in ESCAPE_NAMES for part in name.split(".")):
+        return f"uses {name}, which switches off (or runs outside) the forbidden-call check"
+    return None
+
+
 def _called_name(call: ast.Call) -> str:
     function = call.func
     return function.id if isinstance(function, ast.Name) else function.attr if isinstance(function, ast.Attribute) else ""
@@ -246,13 +287,20 @@ class _IntegrityVisitor(ast.NodeVisitor):
         self.global_names: set[str] = set()
         # names the answer bound to a protected object (`t = torch`): attribute stores through them count too
         self.aliases: set[str] = set()
+        self.bound_here: set[str] = set()
 
-    def flag(self, node: ast.AST, reason: str) -> None:
-        self.findings.append(Finding(getattr(node, "lineno", 0), reason))
+    def flag(self, node: ast.AST, reason: str, escapes: bool = False) -> None:
+        self.findings.append(Finding(getattr(node, "lineno", 0), reason, escapes))
+
+    def _check_escape(self, node: ast.AST, name: str) -> None:
+        reason = escape_reason(name)
+        if reason:
+            self.flag(node, reason, escapes=True)
 
     # imports
     def visit_Import(self, node):
         for alias in node.names:
+            self._check_escape(node, alias.name)
             if not _module_allowed(alias.name):
                 self.flag(node, f"imports {alias.name}, which answers may not use")
             bound = (alias.asname or alias.name).split(".")[0]
@@ -263,9 +311,11 @@ class _IntegrityVisitor(ast.NodeVisitor):
 
     def visit_ImportFrom(self, node):
         module = "." * node.level + (node.module or "")
+        self._check_escape(node, module)
         if node.level or not _module_allowed(module):
             self.flag(node, f"imports from {module}, which answers may not use")
         for alias in node.names:
+            self._check_escape(node, alias.name)
             if alias.name == "*":
                 self.flag(node, f"`from {module} import *` hides which names the answer uses")
             elif module.split(".")[0] == "course" and alias.name in self.answer_names:
@@ -289,9 +339,22 @@ class _IntegrityVisitor(ast.NodeVisitor):
             self.flag(node, "calls getattr() with a computed name, which the integrity check cannot read")
         if name == "getattr" and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant):
             self._check_attribute_name(node, str(node.args[1].value))
+        if _called_name(node) in ("attrgetter", "methodcaller"):  # operator.attrgetter('nn.Softmax')(torch)
+            names = node.args if _called_name(node) == "attrgetter" else node.args[:1]
+            for argument in names:
+                if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+                    for part in argument.value.split("."):
+                        self._check_attribute_name(node, part)
+                        if part in self.answer_names:
+                            self.flag(node, f"looks up {argument.value} by name, as the course's reference of it")
+                else:
+                    self.flag(node, f"calls {_called_name(node)}() with a computed name, which the integrity check cannot read")
         self.generic_visit(node)
 
     def visit_Attribute(self, node):
+        self._check_escape(node, node.attr)
+        if node.attr in CHECK_HELPERS and isinstance(node.ctx, (ast.Store, ast.Del)):
+            self.flag(node, f"assigns to {ast.unparse(node)}, which switches off a check of the tests", escapes=True)
         top_level_call = self.function_depth == 0 and id(node) in self.called
         if node.attr in self.answer_names and _root_name(node) in self.course_aliases:
             self.flag(node, f"uses the course's reference {ast.unparse(node)}")
@@ -310,6 +373,14 @@ class _IntegrityVisitor(ast.NodeVisitor):
             self.flag(node, f"uses .{attribute}, which reaches files, processes or the grader")
 
     def visit_Subscript(self, node):
+        if isinstance(node.value, ast.Attribute) and node.value.attr == "modules":  # sys.modules[...]: imports by name
+            key = node.slice
+            if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                self._check_escape(node, key.value)
+                if not _module_allowed(key.value):
+                    self.flag(node, f"reaches the module {key.value} through {ast.unparse(node.value)}, which answers may not use")
+            else:
+                self.flag(node, f"looks a module up in {ast.unparse(node.value)} by a computed name, which the integrity check cannot read")
         if isinstance(node.ctx, (ast.Store, ast.Del)) and (_root_name(node) in self.protected or _root_name(node) in self.aliases):
             self.flag(node, f"assigns to {ast.unparse(node)}, replacing something the tests rely on")
         self.generic_visit(node)
@@ -317,11 +388,17 @@ class _IntegrityVisitor(ast.NodeVisitor):
     def visit_Name(self, node):
         if node.id in FORBIDDEN_NAMES:
             self.flag(node, f"uses {node.id}, which reaches the interpreter")
+        if isinstance(node.ctx, ast.Load) and node.id not in self.bound_here:
+            self._check_escape(node, node.id)
+            if node.id in FORBIDDEN_CALLS and id(node) not in self.called:  # `f = __import__`, `[eval][0]`
+                self.flag(node, f"refers to {node.id}, which {FORBIDDEN_CALLS[node.id]}")
         if isinstance(node.ctx, (ast.Store, ast.Del)):
             self._check_binding(node, node.id)
         self.generic_visit(node)
 
     def visit_Constant(self, node):
+        if isinstance(node.value, str) and node.value.strip() and len(node.value) < 100 and " " not in node.value.strip():
+            self._check_escape(node, node.value.strip())  # getattr(torch.overrides, "_pop_mode_temporarily")
         if isinstance(node.value, str) and any(fragment in node.value for fragment in FORBIDDEN_STRINGS):
             self.flag(node, f"mentions {node.value[:60]!r}: answers may not refer to course, solution or grading files")
 
@@ -374,4 +451,4 @@ class _IntegrityVisitor(ast.NodeVisitor):
     def _check_binding(self, node, name: str) -> None:
         at_module_level = self.function_depth == 0 or name in self.global_names
         if at_module_level and name in self.protected:
-            self.flag(node, f"rebinds {name}, which the tests rely on")
+            self.flag(node, f"rebinds {name}, which the tests rely on", escapes=name in CHECK_HELPERS)

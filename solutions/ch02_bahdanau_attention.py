@@ -405,6 +405,13 @@ assert accuracy >= 0.7, f"the trained model reversed {accuracy:.1%} of new strin
 assert aligned >= 0.5, (f"only {aligned:.1%} of the steps put their largest weight on input n - 1 - t, expected at least 50 %: "
                         "does each step get the state the previous step returned?")
 print("Exercise 4: visible tests passed.")
+### BEGIN HIDDEN TESTS
+# What the visible checks saw, handed to the grader: compared with the reference's outside this notebook.
+from course.checks import report
+
+report("teacher_forcing/visible/logits", logits.detach(), atol=1e-4)
+report("teacher_forcing/visible/weights", weights.detach(), atol=1e-5)
+### END HIDDEN TESTS
 
 # %% tests="teacher_forcing_hidden" points=2
 # Hidden tests, run when the notebook is graded: trained from another seed, the model must

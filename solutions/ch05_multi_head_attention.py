@@ -317,6 +317,16 @@ assert abs(result[0] - expected_std) < 1e-9, (f"scaled score std at D_h=16: got 
                                               "are queries drawn before keys, from the generator, in float64, and divided by sqrt(16)?")
 assert 0.9 < measured[256][True][0] < 1.1 and measured[256][False][0] > 10, "scaled scores should have std near 1, unscaled near sqrt(D_h)"
 print("Exercise 3: visible tests passed.")
+### BEGIN HIDDEN TESTS
+# What the visible checks saw, handed to the grader: compared with the reference's outside this notebook.
+from course.checks import report
+
+report("saturation/visible/d16_scaled", torch.tensor(result, dtype=torch.float64), rtol=1e-6, atol=1e-9)
+for case, head_dim in enumerate((4, 256)):
+    for scaled in (True, False):
+        report(f"saturation/visible/case{case}/{'scaled' if scaled else 'unscaled'}",
+               torch.tensor(measured[head_dim][scaled], dtype=torch.float64), rtol=1e-6, atol=1e-9)
+### END HIDDEN TESTS
 
 # %% tests="saturation_hidden" points=2
 # Hidden tests, run when the notebook is graded: the three numbers at other head widths and seeds,
@@ -324,10 +334,10 @@ print("Exercise 3: visible tests passed.")
 ### BEGIN HIDDEN TESTS
 from course.checks import report
 
-for head_dim, seed in ((1, 31), (8, 32), (128, 33), (512, 34)):
+for case, (head_dim, seed) in enumerate(((1, 31), (8, 32), (128, 33), (512, 34))):
     for scaled in (True, False):
         got = attention_saturation(head_dim, scaled, torch.Generator().manual_seed(seed))
-        report(f"saturation/d{head_dim}/{'scaled' if scaled else 'unscaled'}", torch.tensor(got, dtype=torch.float64), rtol=1e-6, atol=1e-9)
+        report(f"saturation/case{case}/{'scaled' if scaled else 'unscaled'}", torch.tensor(got, dtype=torch.float64), rtol=1e-6, atol=1e-9)
 ### END HIDDEN TESTS
 
 # %% [markdown]

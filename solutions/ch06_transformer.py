@@ -378,6 +378,15 @@ with torch.no_grad():
                 "without positions, permuting the input should permute the logits the same way",
                 hint="positions=False must leave out the positional embedding entirely")
 print("Exercise 3: visible tests passed.")
+### BEGIN HIDDEN TESTS
+# What the visible checks saw, handed to the grader and checked outside this notebook.
+from course.checks import report
+
+with torch.no_grad():
+    report("sorter/visible/logits_shape", torch.tensor(sorter(torch.zeros(3, LENGTH, dtype=torch.long)).shape))
+    report("sorter/visible/no_positions_equivariance_gap", (blind(tokens[:, permutation]) - blind(tokens)[:, permutation]).abs().max(),
+           bound=("<=", 1e-4))
+### END HIDDEN TESTS
 
 # %% tests="sorter_hidden" points=2
 # Hidden tests, run when the notebook is graded: your model trained from another initialisation

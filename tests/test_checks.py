@@ -40,6 +40,23 @@ def test_forbidden_calls_refuses_then_restores():
     assert torch.softmax is original
 
 
+def test_a_refusal_the_answer_catches_still_fails_the_test():
+    captured = torch.softmax
+
+    def answer(x):
+        try:
+            return captured(x, 0)  # refused by the watching modes
+        except AssertionError:
+            return x
+
+    with pytest.raises(AssertionError, match="may not call softmax"):
+        with forbidden_calls((torch, "softmax")):
+            answer(torch.ones(2))
+    assert torch.softmax is captured
+    with forbidden_calls((torch, "softmax")):  # nothing forbidden ran: nothing raised
+        torch.ones(2).exp()
+
+
 # --- the likely cause of a failure, one test per common mistake -----------------------------------
 
 import math  # noqa: E402

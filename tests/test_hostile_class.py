@@ -36,7 +36,7 @@ from grading.assignments import REPO, nbgrader_command, nbgrader_notebook, write
 ASSIGNMENT = "ch03_attention"
 TIMEOUT_S = 20  # per cell in this course (the real course uses 120 s): keeps the endless loops cheap; its cells take under 2 s
 MAX_MEMORY = 2 * 2**30  # per kernel in this course (the real course allows 8 GiB): keeps the memory hogs cheap
-HIDDEN_TEXT = ("torch.Generator().manual_seed(31)", 'report(f"masked_softmax/hidden/plain/{case}"', "causal = torch.arange(5)[None, :]")
+HIDDEN_TEXT = ("torch.Generator().manual_seed(31)", 'report(f"masked_softmax/hidden/plain/case{case}"', "causal = torch.arange(5)[None, :]")
 UNPICKLED_MARKER = Path("/tmp/unpickled_by_the_grader")
 GRADER_FILES = [REPO / "course" / "checks.py", REPO / "course" / "attention.py", REPO / "grading" / "config.py"]
 
@@ -223,6 +223,30 @@ print(subprocess.run(f"cat {repo}/solutions/ch04_self_attention.py; ls {repo}", 
 """.replace("PARTS", repr(REPO.parts))
 
 
+# A forbidden built-in, reached in ways the checks must still see (or, where they cannot at run time, the
+# integrity pass flags and the grader counts as having run it): the visible and hidden softmax tests score 0.
+_SOFTMAX_BODY = ("    if mask is not None:\n        scores = scores.masked_fill(~mask, float('-inf'))\n"
+                 "    return CALL.nan_to_num(0.0)\n")
+CAPTURED_SOFTMAX = "_sm = torch.softmax\ndef masked_softmax(scores, mask=None, dim=-1):\n" + _SOFTMAX_BODY.replace("CALL", "_sm(scores, dim)")
+ATTRGETTER_SOFTMAX = ("import operator\ndef masked_softmax(scores, mask=None, dim=-1):\n"
+                      + _SOFTMAX_BODY.replace("CALL", "operator.attrgetter('softmax')(torch)(scores, dim)"))
+SOFTMAX_MODULE = "def masked_softmax(scores, mask=None, dim=-1):\n" + _SOFTMAX_BODY.replace("CALL", "torch.nn.Softmax(dim)(scores)")
+# catches the refusal and tries again: the test still saw the built-in run
+SWALLOWS_REFUSAL = ("_sm = torch.softmax\ndef masked_softmax(scores, mask=None, dim=-1):\n"
+                    "    if mask is not None:\n        scores = scores.masked_fill(~mask, float('-inf'))\n"
+                    "    for _ in range(3):\n        try:\n            return _sm(scores, dim).nan_to_num(0.0)\n"
+                    "        except AssertionError:\n            pass\n    return scores\n")
+# pops the watching modes around a captured built-in: not seen at run time, flagged by the integrity pass
+POPS_THE_MODES = ("import torch.utils._python_dispatch as pd\n_sm = torch.softmax\n"
+                  "def masked_softmax(scores, mask=None, dim=-1):\n"
+                  "    if mask is not None:\n        scores = scores.masked_fill(~mask, float('-inf'))\n"
+                  "    with torch._C.DisableTorchFunction(), pd._disable_current_modes():\n"
+                  "        return _sm(scores, dim).nan_to_num(0.0)\n")
+SOFTMAX_IN_A_THREAD = ("import threading\n_sm = torch.softmax\ndef masked_softmax(scores, mask=None, dim=-1):\n"
+                       "    if mask is not None:\n        scores = scores.masked_fill(~mask, float('-inf'))\n"
+                       "    out = []\n    worker = threading.Thread(target=lambda: out.append(_sm(scores, dim)))\n"
+                       "    worker.start(); worker.join()\n    return out[0].nan_to_num(0.0)\n")
+
 def added_cell(source: str, metadata: dict | None = None):
     cell = nbformat.v4.new_code_cell(source)
     if metadata:
@@ -265,12 +289,12 @@ STUDENTS = {
     "torch_underscore_softmax": ({"masked_softmax": "def masked_softmax(scores, mask=None, dim=-1):\n"
                                   "    if mask is not None:\n        scores = scores.masked_fill(~mask, float('-inf'))\n"
                                   "    return torch._softmax(scores, dim, False).nan_to_num(0.0)\n",
-                                  "masks": "ref", "scaled_dot_product_attention": "ref"}, None, 10, True, False),
+                                  "masks": "ref", "scaled_dot_product_attention": "ref"}, None, 8, True, False),
     "softmax_module_by_name": ({"masked_softmax": "import operator\nmake = operator.attrgetter('nn.Softmax')\n"
                                 "def masked_softmax(scores, mask=None, dim=-1):\n"
                                 "    if mask is not None:\n        scores = scores.masked_fill(~mask, float('-inf'))\n"
                                 "    return make(torch)(dim)(scores).nan_to_num(0.0)\n",
-                                "masks": "ref", "scaled_dot_product_attention": "ref"}, None, 10, True, False),
+                                "masks": "ref", "scaled_dot_product_attention": "ref"}, None, 8, True, False),
     # harm to others: none of it may reach the gradebook, the grader's files, the disk or the other students
     "harms_others": (ALL_REF, "add_cell:" + HARM_OTHERS, 12, True, False),
     "shadows_modules": ({}, "shadow_files", 0, False, False),
@@ -290,9 +314,22 @@ STUDENTS = {
                         None, 3, None, True),
     "rewrites_reports_later": ({"masked_softmax": WRONG_SOFTMAX, "masks": "ref", "scaled_dot_product_attention": "ref"},
                                "add_cell:" + REWRITES_LATER, 3, None, True),
-    # the limit: 2 hidden points of masked_softmax through torch.softmax, with forbidden_calls disabled in the kernel; flagged
+    # the right values through torch.softmax, with forbidden_calls disabled in the kernel: replacing a check counts as
+    # escaping it, so the softmax tests (that check forbidden calls) score 0 as if the built-in had been seen; flagged
     "rewrites_reports_in_hook": ({"masked_softmax": WRONG_SOFTMAX + REWRITES_IN_HOOK, "masks": "ref",
-                                  "scaled_dot_product_attention": "ref"}, None, 5, True, True),
+                                  "scaled_dot_product_attention": "ref"}, None, 3, True, True),
+    # item 4 of issue 22: a forbidden built-in that ran costs the points of every test that saw it, visible and hidden
+    "captured_softmax": ({"masked_softmax": CAPTURED_SOFTMAX, "masks": "ref", "scaled_dot_product_attention": "ref"}, None, 8, True, True),
+    "attrgetter_softmax": ({"masked_softmax": ATTRGETTER_SOFTMAX, "masks": "ref", "scaled_dot_product_attention": "ref"}, None, 8, True, True),
+    "softmax_module": ({"masked_softmax": SOFTMAX_MODULE, "masks": "ref", "scaled_dot_product_attention": "ref"}, None, 8, True, True),
+    "swallows_refusal": ({"masked_softmax": SWALLOWS_REFUSAL, "masks": "ref", "scaled_dot_product_attention": "ref"}, None, 8, True, True),
+    "pops_the_modes": ({"masked_softmax": POPS_THE_MODES, "masks": "ref", "scaled_dot_product_attention": "ref"}, None, 8, True, True),
+    "softmax_in_a_thread": ({"masked_softmax": SOFTMAX_IN_A_THREAD, "masks": "ref", "scaled_dot_product_attention": "ref"}, None, 8, True, True),
+    # the integrity pass reads every cell (no marker turns it off) and every call form; hints never change a score
+    "marker_first_line": ({"masked_softmax": "# GRADER: this cell was not run.\n" + WRONG_SOFTMAX + "torch.allclose = lambda *a, **k: True\n",
+                           "masks": "ref", "scaled_dot_product_attention": "ref"}, None, 3, True, True),
+    "import_through_a_list": ({"masked_softmax": "ref", "scaled_dot_product_attention": "ref",
+                               "masks": "sqrt = [__import__][0]('math').sqrt\n" + REFERENCE["masks"]}, None, 12, True, False),
     "reads_frames": ({"masked_softmax": READS_FRAMES, "masks": "ref", "scaled_dot_product_attention": "ref"}, None, 3, None, True),
 }
 
@@ -458,6 +495,13 @@ def test_review_flags(graded_class, student):
     ("exits_kernel", "the kernel died"),
     ("harms_others", "imports subprocess"),
     ("rewrites_reports_in_hook", "assigns to course.checks.forbidden_calls"),
+    ("captured_softmax", "may not call softmax"),
+    ("attrgetter_softmax", "may not call"),
+    ("swallows_refusal", "may not call softmax"),
+    ("pops_the_modes", "switches off (or runs outside) the forbidden-call check"),
+    ("softmax_in_a_thread", "another thread"),
+    ("marker_first_line", "assigns to torch.allclose"),
+    ("import_through_a_list", "refers to __import__"),
     ("fake_reports", "rebinds report"),
 ])
 def test_the_review_says_why(graded_class, student, reason):

@@ -95,6 +95,40 @@ def test_forbidden_builtin_is_found_even_when_captured_early():
                        "x = torch.randn(3)\nprint(torch.allclose(masked_softmax(x), torch.softmax(x, -1)))", forbidden)
 
 
+@pytest.mark.parametrize("source", [
+    "[__import__][0]('course.attention')", "f = eval\nf('1')", "g = (exec,)\ng[0]('x = 1')",
+    "import operator\noperator.attrgetter('softmax')(torch)", "import operator\nf = operator.attrgetter(name)",
+    "import sys\nm = sys.modules['course' + '.attention']", "m = torch.sys.modules['course.attention']",
+    "getattr(getattr(torch, '_C'), 'x')",
+])
+def test_every_call_form_is_read(source):
+    assert reasons(source, {"softmax"}), source
+
+
+@pytest.mark.parametrize("source", [
+    "import threading\nthreading.Thread(target=print).start()",
+    "from concurrent.futures import ThreadPoolExecutor",
+    "import _thread",
+    "def f(x):\n    with torch.overrides._pop_mode_temporarily():\n        return x",
+    "import torch.utils._python_dispatch as pd\nwith pd._disable_current_modes():\n    pass",
+    "with torch._C.DisableTorchFunction():\n    pass",
+    "m = getattr(torch.overrides, '_pop_mode_temporarily')",
+    "import course.checks\ncourse.checks.forbidden_calls = lambda *a: None",
+    "report = lambda *a, **k: None",
+    "torch.jit.fork(print)",
+])
+def test_escaping_the_forbidden_call_check_is_counted(source):
+    """What takes code out of forbidden_calls' sight: the grader counts it as the forbidden built-in having run."""
+    found = check_answer(source, PROTECTED | {"report"}, {"softmax"}, None, ANSWERS)
+    assert any(finding.escapes for finding in found), (source, found)
+
+
+def test_ordinary_hints_are_not_escapes():
+    for source in ("torch.allclose = max", "import os", "_sm = torch.softmax", "[__import__][0]('math')"):
+        found = check_answer(source, PROTECTED, {"softmax"}, None, ANSWERS)
+        assert found and not any(finding.escapes for finding in found), source
+
+
 def test_honest_code_is_not_flagged():
     honest = (
         "import numpy as np\nfrom collections import defaultdict\n"
@@ -117,6 +151,8 @@ def test_honest_code_is_not_flagged():
     "def subprocess(x):\n    return x",
     "from course.attention import padding_mask  # allowed: not what this assignment asks for",
     "import time\nstart = time.perf_counter()",
+    "def f(open, input):\n    return open + input",
+    "print('threading is not used here: Thread')",
 ])
 def test_honest_careless_code_is_not_flagged(source):
     assert reasons(source) == [], source
