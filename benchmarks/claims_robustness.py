@@ -173,7 +173,7 @@ def number(value) -> str:
 
 def markdown_table(rows: list[dict], keys: list[tuple[int, int]]) -> str:
     runs = [f"s{seed}/t{threads}" for seed, threads in keys]
-    header = ["claim", "kind", "bound", *runs, "worst", "margin", "bound below worst", "1 vs 2 threads"]
+    header = ["claim", "kind", "bound", *runs, "worst", "margin", "holds at worst", "1 vs 2 threads"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         threads = ("—" if row["thread_difference"] is None else
@@ -197,11 +197,13 @@ def report(out: Path, kinds: tuple[str, ...] | None) -> str:
     statuses = [json.loads(path.read_text()) for path in sorted(out.glob("seed*-threads*/*.status.json"))]
     failed_runs = [status for status in statuses if not status["ok"]]
     lines = [f"Claims over {len(keys)} runs (s = COURSE_SEED, t = COURSE_THREADS); kinds: {', '.join(kinds) if kinds else 'all'}.",
-             "margin: the worst value's distance from the bound (in brackets, relative to the bound).", "",
+             "worst: the value closest to failing; margin: its distance from the bound (in brackets, relative to the bound); "
+             "holds at worst: the bound sits on the safe side of the worst value (below it for a lower bound, above it for "
+             "an upper bound); 1 vs 2 threads: whether a value changed with COURSE_THREADS at the same seed.", "",
              markdown_table(rows, keys), ""]
     weak = [row for row in rows if not row["holds_at_worst"]]
     moved = [row for row in rows if row["kind"] == "learned" and row["differs_with_threads"]]
-    lines.append(f"{len(rows)} claims; bound not below the worst value: {len(weak)}"
+    lines.append(f"{len(rows)} claims; bound not clear of the worst value: {len(weak)}"
                  + (f" ({', '.join(r['chapter'] + '.' + r['name'] for r in weak)})" if weak else "")
                  + f"; learned values that change between 1 and 2 threads: {len(moved)}"
                  + (f" ({', '.join(r['chapter'] + '.' + r['name'] for r in moved)})" if moved else "") + ".")
