@@ -9,6 +9,7 @@ chapters states its kind.
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -128,6 +129,7 @@ SMALL_BOOK = {
             claims_register: {ext}
           config:
             nb_execution_raise_on_error: true
+            numfig: true
         """,
     "_toc.yml": """
         format: jb-book
@@ -172,6 +174,25 @@ SMALL_BOOK = {
         The speed-up is {{glue:text}}`speedup:.2f` and the other value {{glue:text}}`forced:.1f`.
 
         ```{{code-cell}} ipython3
+        ---
+        mystnb:
+          image:
+            alt: A straight line.
+          figure:
+            name: fig-line
+            caption: A figure whose cell also checks a claim that fails.
+        ---
+        import matplotlib
+        matplotlib.use("agg")
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(2, 2))
+        ax.plot([0, 1], [0, 1])
+        claims.check("in_figure_cell", 0.0, ">", 1, "A claim checked in a figure's cell.", kind="computed")
+        ```
+
+        {{numref}}`fig-line` is still a figure.
+
+        ```{{code-cell}} ipython3
         print("the chapter went on after its failed claims")
         ```
         """,
@@ -203,6 +224,8 @@ def test_a_book_with_a_failed_claim_writes_every_page_shows_the_claim_and_exits_
                          capture_output=True, text=True, env=env, timeout=240)
     output = run.stdout + run.stderr
     assert run.returncode != 0, output
+    # The non-zero status comes from the failed claims, not from a Sphinx warning (-W turns those into errors).
+    assert "claim(s) do not hold" in output and not re.search(r"WARNING: |ERROR: ", output), output[-3000:]
     html = book / "_build" / "html"
     for page in ["intro", "chapters/ch01_fine", "chapters/ch02_fails", "chapters/ch03_after"]:
         assert (html / f"{page}.html").exists(), f"{page} was not written\n{output[-3000:]}"
@@ -211,6 +234,7 @@ def test_a_book_with_a_failed_claim_writes_every_page_shows_the_claim_and_exits_
     assert "The matrix form is at least three times faster." in failed_page
     assert "the chapter went on after its failed claims" in failed_page
     assert "2.50" in failed_page and "7.0" in failed_page, "the glued values are missing"
+    assert 'data-claim="ch02_fails.in_figure_cell"' in failed_page and "<figure" in failed_page
     assert "claim-failed" not in (html / "chapters" / "ch01_fine.html").read_text()
     summary_text = output[output.index("claims do not hold in this build"):]
     assert "ch02_fails.speedup [timing]: measured 2.5, must be >= 3" in summary_text
@@ -221,7 +245,7 @@ def test_a_book_with_a_failed_claim_writes_every_page_shows_the_claim_and_exits_
     assert cached == {"ch01_fine", "ch03_after"}, "a chapter whose claims failed must execute again next time"
     register = json.loads((book / "_build" / "claims.json").read_text())
     assert {(claim["name"], claim["holds"]) for claim in register} == {
-        ("holds", True), ("speedup", False), ("forced", False), ("later", True)}
+        ("holds", True), ("speedup", False), ("forced", False), ("in_figure_cell", False), ("later", True)}
 
 
 def _checks_in_chapters():
