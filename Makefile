@@ -25,6 +25,29 @@ PIP := $(BIN)/python -m pip
 CHAPTER ?=
 CHAPTER_NAME := $(if $(CHAPTER),$(basename $(notdir $(firstword $(wildcard chapters/$(CHAPTER)*.md)))))
 
+# Writes a table of contents (the chapter, its exercises, the reference pages) and a copy of _config.yml
+# whose paths are absolute (jupyter-book reads them relative to the configuration's folder) and whose
+# execution cache is the whole book's, for `make book CHAPTER=...`.
+define ONE_CHAPTER_BOOK
+import os, sys, yaml
+name, out = sys.argv[1:]
+entry = {"file": f"chapters/{name}"}
+if os.path.exists(f"exercises/{name}/{name}.ipynb"):
+    entry["sections"] = [{"file": f"exercises/{name}/{name}"}]
+toc = {"format": "jb-book", "root": "intro", "chapters": [entry, {"file": "notation"}, {"file": "glossary"}, {"file": "bibliography"}]}
+config = yaml.safe_load(open("_config.yml"))
+sphinx = config["sphinx"]
+sphinx["local_extensions"] = {ext: os.path.abspath(path) for ext, path in sphinx["local_extensions"].items()}
+sphinx["config"]["html_extra_path"] = [os.path.abspath(path) for path in sphinx["config"].get("html_extra_path", [])]
+sphinx["config"]["nb_execution_cache_path"] = os.path.abspath("_build/.jupyter_cache")
+config["bibtex_bibfiles"] = [os.path.abspath(path) for path in config.get("bibtex_bibfiles", [])]
+if config.get("html", {}).get("favicon"):
+    config["html"]["favicon"] = os.path.abspath(config["html"]["favicon"])
+yaml.safe_dump(toc, open(f"{out}/_toc.yml", "w"))
+yaml.safe_dump(config, open(f"{out}/_config.yml", "w"))
+endef
+export ONE_CHAPTER_BOOK
+
 .PHONY: help setup book test release clean clean-grading
 
 help:
@@ -72,14 +95,7 @@ ifeq ($(CHAPTER),)
 else
 	@test -n "$(CHAPTER_NAME)" || { echo "make book: no chapter matches chapters/$(CHAPTER)*.md"; exit 2; }
 	@mkdir -p _build/chapter-$(CHAPTER_NAME)
-	$(BIN)/python -c "import sys, yaml; name, out = sys.argv[1:]; \
-	  exercise = [{'file': f'exercises/{name}/{name}'}] if __import__('os').path.exists(f'exercises/{name}/{name}.ipynb') else []; \
-	  toc = {'format': 'jb-book', 'root': 'intro', 'chapters': [{'file': f'chapters/{name}', 'sections': exercise} if exercise else {'file': f'chapters/{name}'}, \
-	         {'file': 'notation'}, {'file': 'glossary'}, {'file': 'bibliography'}]}; \
-	  config = yaml.safe_load(open('_config.yml')); \
-	  config['sphinx']['config']['nb_execution_cache_path'] = __import__('os').path.abspath('_build/.jupyter_cache'); \
-	  yaml.safe_dump(toc, open(f'{out}/_toc.yml', 'w')); yaml.safe_dump(config, open(f'{out}/_config.yml', 'w'))" \
-	  $(CHAPTER_NAME) _build/chapter-$(CHAPTER_NAME)
+	$(BIN)/python -c "$$ONE_CHAPTER_BOOK" $(CHAPTER_NAME) _build/chapter-$(CHAPTER_NAME)
 	$(BIN)/jupyter-book build . --toc _build/chapter-$(CHAPTER_NAME)/_toc.yml --config _build/chapter-$(CHAPTER_NAME)/_config.yml \
 	  --path-output _build/chapter-$(CHAPTER_NAME) -n --keep-going
 	@echo "make book CHAPTER=$(CHAPTER): open _build/chapter-$(CHAPTER_NAME)/_build/html/chapters/$(CHAPTER_NAME).html"
