@@ -91,7 +91,8 @@ endif
 
 book: setup _build/course-code.stamp _build/site-assets.stamp
 ifeq ($(CHAPTER),)
-	$(BIN)/jupyter-book build . -W -n --keep-going
+	@# On failure, the claims that do not hold (if any) are the last thing on the screen.
+	$(BIN)/jupyter-book build . -W -n --keep-going || { status=$$?; $(BIN)/python -m course.claims _build/claims.json; exit $$status; }
 else
 	@test -n "$(CHAPTER_NAME)" || { echo "make book: no chapter matches chapters/$(CHAPTER)*.md"; exit 2; }
 	@mkdir -p _build/chapter-$(CHAPTER_NAME)

@@ -261,3 +261,24 @@ def summary(claims: list[dict], width: int = 100) -> str:
         lines.append(f"  and {len(rest)} more: " + ", ".join(f"{claim['chapter']}.{claim['name']}" for claim in rest))
     lines.append("Each is shown in a box on its chapter's page. What to do: README.md, 'When a claim fails'.")
     return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m course.claims [register.json]``: the summary of the failed claims in a register; status 1 if any."""
+    import sys
+    import time
+
+    arguments = sys.argv[1:] if argv is None else argv
+    path = Path(arguments[0]) if arguments else REGISTER_FOLDER.parent / "claims.json"
+    if not path.exists():
+        print(f"no claims register at {path}")
+        return 0
+    claims = json.loads(path.read_text())
+    text = summary(claims)
+    written = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
+    print(f"{path} (written {written}): " + (text if text else f"all {len(claims)} claims hold."))
+    return 1 if text else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

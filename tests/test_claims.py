@@ -280,3 +280,15 @@ def test_the_book_build_wrote_a_register_in_which_every_claim_holds_and_has_a_ki
     names = [(claim["chapter"], claim["name"]) for claim in claims]
     assert len(names) == len(set(names)), "a claim is registered twice"
     assert len(claims) >= 20, f"only {len(claims)} claims are registered"
+
+
+def test_the_summary_command_prints_the_failed_claims_of_a_register(tmp_path, capsys):
+    from course.claims import main
+
+    Claims("ch99_demo", folder=tmp_path).check("ok", 1, ">", 0, "fine", glue=False, kind="computed")
+    register = tmp_path / "claims.json"
+    register.write_text(json.dumps(gather(tmp_path)))
+    assert main([str(register)]) == 0 and "all 1 claims hold" in capsys.readouterr().out
+    register.write_text(json.dumps(gather(tmp_path) + [{**gather(tmp_path)[0], "name": "bad", "holds": False}]))
+    assert main([str(register)]) == 1 and "ch99_demo.bad [computed]" in capsys.readouterr().out
+    assert main([str(tmp_path / "absent.json")]) == 0
