@@ -56,7 +56,7 @@ from nbgrader.preprocessors import (
     SaveAutoGrades,
 )
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
-from traitlets import Integer, Unicode
+from traitlets import Bool, Integer, Unicode
 
 from course.channel import FORBIDDEN_MARKER
 from grading import integrity, reports
@@ -69,6 +69,7 @@ MAX_OUTPUT_CHARS = 20_000  # per output: one enormous line is as bad as many
 MAX_STREAMED_BYTES = 2_000_000  # per cell, while it runs: what the grader accepts from the kernel at all
 MAX_CELL_CHARS = 100_000  # per cell of source: the longest reference answer is under 3 000
 MAX_CELLS = 400  # per notebook: the longest assignment has under 40
+MAX_ATTACHMENT_CHARS = 8_000_000  # pasted images kept per notebook (base64): the notebook itself may be 20 MiB
 
 TOO_LARGE_MARKER = "# GRADER: this cell was not run."
 REVIEW_NOTES = "grading_review"  # notebook metadata key, between nbgrader's two conversions
@@ -95,7 +96,7 @@ def configure_grading(c) -> None:
         CarryReviewNotes, ReferenceReports, GuardedExecute, CompareReports, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, LimitOutputSize, HideGraderPaths,
         SaveAutoGrades, FlagForReview, RubricComment, AssignLatePenalties, CheckCellMetadata,
     ]
-    c.GenerateFeedback.preprocessors = [HideHiddenTests, HideGraderPaths, GetGrades, CSSHTMLHeaderPreprocessor]
+    c.GenerateFeedback.preprocessors = [HideHiddenTests, HideGraderPaths, GetGrades, HideRubric, CSSHTMLHeaderPreprocessor]
     quiet_known_warnings()
 
 
@@ -136,6 +137,7 @@ class SanitizeSubmission(NbGraderPreprocessor):
             solutions = {cell.name for cell in notebook.solution_cells}
         report = resources.setdefault("grading_review", [])
         seen = set()
+        attachment_budget = MAX_ATTACHMENT_CHARS
         if len(nb.cells) > MAX_CELLS:
             report.append(f"the notebook has {len(nb.cells)} cells; only the first {MAX_CELLS} were graded")
             nb.cells = nb.cells[:MAX_CELLS]
@@ -146,7 +148,7 @@ class SanitizeSubmission(NbGraderPreprocessor):
             cell.metadata.pop("attachments", None)
             if not isinstance(cell.get("source"), str):
                 cell.source = "".join(cell.source) if isinstance(cell.get("source"), list) else ""
-            cell.pop("attachments", None)
+            attachment_budget = _keep_attachments(cell, attachment_budget)
             grade_id = _nbgrader(cell).get("grade_id") if isinstance(_nbgrader(cell).get("grade_id"), str) else None
             if grade_id in source_cells and grade_id not in seen:
                 seen.add(grade_id)
@@ -167,6 +169,30 @@ class SanitizeSubmission(NbGraderPreprocessor):
                 cell.source = (f"{TOO_LARGE_MARKER}\nraise RuntimeError('this cell has {len(cell.source)} characters, "
                                f"over the grader\'s limit of {MAX_CELL_CHARS}: it was not run')")
         return nb, resources
+
+
+_ATTACHMENT_REFERENCE = re.compile(r"attachment:([^)\s\"'>]*)")
+
+
+def _keep_attachments(cell, budget: int) -> int:
+    """Keep a markdown cell's pasted images (well-formed, within ``budget`` characters for the notebook); a reference
+    to one that is not kept is rewritten, so the feedback renders (nbconvert stops on "missing attachment"). Returns
+    the budget left."""
+    attachments = cell.pop("attachments", None)
+    kept = {}
+    if cell.get("cell_type") == "markdown" and isinstance(attachments, dict):
+        for name, data in attachments.items():
+            size = sum(len(value) for value in data.values() if isinstance(value, str)) if isinstance(data, dict) else 0
+            if (isinstance(name, str) and isinstance(data, dict) and data and size <= budget
+                    and all(isinstance(mime, str) and isinstance(value, str) for mime, value in data.items())):
+                kept[name] = data
+                budget -= size
+    if kept:
+        cell["attachments"] = NotebookNode(kept)
+    if isinstance(cell.get("source"), str) and "attachment:" in cell.source:
+        cell.source = _ATTACHMENT_REFERENCE.sub(
+            lambda match: match.group(0) if match.group(1) in kept else f"removed-image:{match.group(1)}", cell.source)
+    return budget
 
 
 class SkipSetupCell(NbGraderPreprocessor):
@@ -319,6 +345,49 @@ def model_answers(source_notebook) -> dict:
     return answers
 
 
+RUBRIC_HEADING = "Graded by hand."
+RUBRIC_PREFIX = RUBRIC_HEADING + " The instructor's model answer and rubric (replace this comment with your own):\n\n"
+
+
+class HideRubric(NbGraderPreprocessor):
+    """In the student's feedback (after GetGrades), a written answer's comment without the model answer and rubric.
+
+    formgrader shows the grader ``RubricComment``'s comment; what reaches the student is "Graded by hand." plus
+    whatever the grader wrote, less any line quoted from the model answer, unless the instructor opts in with
+    ``c.HideRubric.rubric_in_feedback = True``.
+    """
+
+    rubric_in_feedback = Bool(False, help="show the model answer and rubric in the students' feedback").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        if self.rubric_in_feedback:
+            return nb, resources
+        quoted = set()
+        info = resources.get("nbgrader", {})
+        try:
+            from nbgrader.coursedir import CourseDirectory
+
+            coursedir = CourseDirectory(config=self.config)
+            source = os.path.join(coursedir.format_path(coursedir.source_directory, ".", info.get("assignment", "")),
+                                  f"{info.get('notebook', '')}.ipynb")
+            if os.path.isfile(source):
+                for answer in model_answers(nbformat.read(source, as_version=4)).values():
+                    quoted |= {line.strip() for line in answer.splitlines() if len(line.strip()) >= 20}
+        except Exception as error:  # the source is optional here: the prefix alone is still removed
+            self.log.warning("model answers not read for the feedback: %s", error)
+        for cell in nb.cells:
+            meta = _nbgrader(cell)
+            if not is_written_answer(cell) or not isinstance(meta.get("comment"), str):
+                continue
+            comment = meta["comment"]
+            if comment.startswith(RUBRIC_PREFIX):
+                comment = RUBRIC_HEADING
+            else:
+                comment = "\n".join(line for line in comment.splitlines() if line.strip() not in quoted)
+            meta["comment"] = comment
+        return nb, resources
+
+
 class RubricComment(NbGraderPreprocessor):
     """Each written answer gets, as its comment, the model answer and rubric of the instructor's source.
 
@@ -349,8 +418,7 @@ class RubricComment(NbGraderPreprocessor):
                 comment = gradebook.find_comment(grade_id, info["notebook"], info["assignment"], info["student"])
                 if grade_id not in answers or comment.auto_comment == "No response.":
                     continue
-                comment.auto_comment = ("Graded by hand. The instructor's model answer and rubric "
-                                        "(replace this comment with your own):\n\n" + answers[grade_id])
+                comment.auto_comment = RUBRIC_PREFIX + answers[grade_id]
             gradebook.db.commit()
         return nb, resources
 

@@ -325,6 +325,9 @@ STUDENTS = {
     "swallows_refusal": ({"masked_softmax": SWALLOWS_REFUSAL, "masks": "ref", "scaled_dot_product_attention": "ref"}, None, 8, True, True),
     "pops_the_modes": ({"masked_softmax": POPS_THE_MODES, "masks": "ref", "scaled_dot_product_attention": "ref"}, None, 8, True, True),
     "softmax_in_a_thread": ({"masked_softmax": SOFTMAX_IN_A_THREAD, "masks": "ref", "scaled_dot_product_attention": "ref"}, None, 8, True, True),
+    # an image pasted into a markdown cell (an attachment), and a reference to one that is missing: graded, and
+    # the class's feedback is generated (nbconvert stops on "missing attachment" when a reference has no image)
+    "pasted_image": (ALL_REF, "pasted_image", 12, False, False),
     # the integrity pass reads every cell (no marker turns it off) and every call form; hints never change a score
     "marker_first_line": ({"masked_softmax": "# GRADER: this cell was not run.\n" + WRONG_SOFTMAX + "torch.allclose = lambda *a, **k: True\n",
                            "masks": "ref", "scaled_dot_product_attention": "ref"}, None, 3, True, True),
@@ -358,6 +361,13 @@ def submission(course: Path, student: str) -> str:
             if cell.metadata.get("nbgrader", {}).get("grade_id") == "masked_softmax":
                 cell.metadata["nbgrader"]["schema_version"] = 7
         notebook.cells.append(added_cell("x = 1", {"grade": True, "grade_id": "my_own_test", "points": 100, "schema_version": 1}))
+    elif edit == "pasted_image":
+        png = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+        pasted = nbformat.v4.new_markdown_cell("My plot: ![image.png](attachment:image.png)\n\nand a lost one ![x](attachment:gone.png)")
+        pasted["attachments"] = {"image.png": {"image/png": png}}
+        broken = nbformat.v4.new_markdown_cell("![broken](attachment:broken.png)")
+        broken["attachments"] = {"broken.png": {}}  # no data at all
+        notebook.cells[3:3] = [pasted, broken]
     elif edit and edit.startswith("add_cell:"):
         notebook.cells.append(added_cell(edit.removeprefix("add_cell:").replace("COURSE", str(course))))
     text = nbformat.writes(notebook)
@@ -556,6 +566,13 @@ def test_feedback_quotes_no_hidden_test_no_solution_and_no_grader_path(graded_cl
         assert str(REPO) not in feedback and "/tmp/grading-kernel" not in feedback, student
     partial = (course / "feedback" / "honest_partial" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
     assert "NotImplementedError" in partial, "a failing test still says what went wrong"
+
+
+def test_a_pasted_image_is_kept_in_the_feedback(graded_class):
+    course, _, _ = graded_class
+    feedback = (course / "feedback" / "pasted_image" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+    assert "data:image/png;base64,iVBORw0KGgo" in feedback, "the pasted image is shown"
+    assert "attachment:gone.png" not in feedback and "attachment:broken.png" not in feedback
 
 
 def test_enormous_output_and_cells_stay_small(graded_class):

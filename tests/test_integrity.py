@@ -278,3 +278,37 @@ def test_a_dying_kernel_fails_the_remaining_cells_not_the_grader():
     executor.preprocess(notebook, {"metadata": {"path": "."}})
     assert [o.get("ename") for o in notebook.cells[1].outputs] == ["KernelDied"]
     assert [o.get("ename") for o in notebook.cells[2].outputs] == ["KernelDied"]
+
+
+def test_attachments_are_kept_or_their_references_removed_together():
+    from grading.config import _keep_attachments
+
+    cell = nbformat.v4.new_markdown_cell("![a](attachment:a.png) ![b](attachment:b.png) ![c](attachment:c.png)")
+    cell["attachments"] = {"a.png": {"image/png": "AAAA"}, "b.png": {}, "c.png": {"image/png": "B" * 100}}
+    left = _keep_attachments(cell, budget=50)
+    assert set(cell["attachments"]) == {"a.png"} and left == 46
+    assert "attachment:a.png" in cell.source and "attachment:b.png" not in cell.source and "attachment:c.png" not in cell.source
+    code = nbformat.v4.new_code_cell("x = 1")
+    code["attachments"] = {"a.png": {"image/png": "AAAA"}}
+    _keep_attachments(code, 50)
+    assert "attachments" not in code
+
+
+def test_the_feedback_shows_no_model_answer_unless_the_instructor_opts_in():
+    from traitlets.config import Config
+
+    from grading.config import RUBRIC_HEADING, RUBRIC_PREFIX, HideRubric
+
+    def feedback(comment, **config):
+        cell = nbformat.v4.new_markdown_cell("my answer")
+        cell.metadata["nbgrader"] = {"grade": True, "solution": True, "grade_id": "why", "points": 2, "comment": comment}
+        nb = nbformat.v4.new_notebook(cells=[cell])
+        c = Config()
+        for key, value in config.items():
+            setattr(c.HideRubric, key, value)
+        HideRubric(config=c).preprocess(nb, {"nbgrader": {"assignment": "none", "notebook": "none"}})
+        return cell.metadata["nbgrader"]["comment"]
+
+    assert feedback(RUBRIC_PREFIX + "**Model answer.** ...\n**Rubric (2 points).**") == RUBRIC_HEADING
+    assert feedback("Good: you quoted two numbers.") == "Good: you quoted two numbers."
+    assert "Rubric" in feedback(RUBRIC_PREFIX + "**Rubric (2 points).**", rubric_in_feedback=True)
