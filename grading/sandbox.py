@@ -233,12 +233,13 @@ def bwrap_command(kernel_cmd: list[str], scratch: Path, course_root: Path, extra
     hidden = [path for path in hidden_paths(course_root, extra_hidden) if any(e == path or e in path.parents for e in exposed)]
     for path in hidden:
         command += ["--tmpfs", str(path)]
+    command += ["--tmpfs", "/tmp"]  # before what is bound below it (a repository or course folder in /tmp)
     command += ["--ro-bind", str(course_package), str(REPO / "course")]
     if (REPO / "data").is_dir():
         command += ["--ro-bind", str(REPO / "data"), str(REPO / "data")]
     # /dev: the device nodes a program needs, read-only but for a small /dev/shm (shared memory, semaphores)
     command += ["--dev", "/dev", "--size", str(MAX_SHM_BYTES), "--tmpfs", "/dev/shm", "--remount-ro", "/dev", "--proc", "/proc"]
-    command += ["--tmpfs", "/tmp", "--bind", str(scratch), str(scratch), "--remount-ro", "/tmp"]
+    command += ["--bind", str(scratch), str(scratch), "--remount-ro", "/tmp"]
     for path in hidden:
         command += ["--remount-ro", str(path)]
     command += ["--remount-ro", "/"]
@@ -246,6 +247,8 @@ def bwrap_command(kernel_cmd: list[str], scratch: Path, course_root: Path, extra
     environment = {name: os.environ[name] for name in KEPT_ENVIRONMENT if name in os.environ}
     environment |= {"HOME": str(scratch), "MPLCONFIGDIR": str(scratch / ".matplotlib"), "MPLBACKEND": "agg",
                     "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1",
+                    # `course` is the package bound at REPO/course, however (or wherever) the grader installed it
+                    "PYTHONPATH": str(REPO),
                     REPORTS_ENVIRONMENT: str(scratch / REPORTS_FOLDER)}
     for name, value in environment.items():
         command += ["--setenv", name, value]
