@@ -520,6 +520,87 @@ def alignment(model, src_ids: list[int], tgt_ids: list[int]) -> torch.Tensor:
     return torch.stack([layer.cross_attention_weights[0] for layer in model.decoder])
 
 
+@torch.no_grad()
+def alignments(model, pairs: list[tuple[list[int], list[int]]], batch_size: int = 128) -> list[torch.Tensor]:
+    """:func:`alignment` for many pairs at once, in batches: one tensor per pair, cut to its own lengths
+    ((T + 1, S) for the Bahdanau RNN, (layers, H, T + 1, S) for the transformer)."""
+    model.eval()
+    rnn = hasattr(model, "decoder") and hasattr(model.decoder, "step")
+    result = []
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start : start + batch_size]
+        batch = collate(chunk)
+        if rnn:
+            step, state = decoder_steps(model, batch.src, batch.src_lengths)
+            rows = []
+            for t in range(batch.tgt_in.shape[1]):
+                _, state = step(batch.tgt_in[:, t], state)
+                if state.weights is None:
+                    raise ValueError("this decoder has no attention weights")
+                rows.append(state.weights)
+            weights = torch.stack(rows, dim=1)  # (B, T + 1, S)
+        else:
+            model(batch.src, batch.src_lengths, batch.tgt_in)
+            weights = torch.stack([layer.cross_attention_weights for layer in model.decoder], dim=1)  # (B, L, H, T + 1, S)
+        for i, (source, target) in enumerate(chunk):
+            result.append(weights[i, ..., : len(target) + 1, : len(source)].clone())
+    return result
+
+
+def ibm_model1(pairs: list[tuple[list[int], list[int]]], source_vocab_size: int, target_vocab_size: int,
+               iterations: int = 5) -> torch.Tensor:
+    """Word translation probabilities t(f | e) of IBM Model 1 (Brown et al., 1993), estimated by EM.
+
+    The oldest statistical translation model: each French word of a pair is produced by one English
+    word of the pair, or by a NULL word, chosen uniformly; t(f | e) is re-estimated from the expected
+    counts of each French word being produced by each English word. It knows nothing of word order
+    and nothing of the neural models, which makes its alignments a yardstick for theirs. NULL uses
+    the PAD id, which no sentence contains. Deterministic. Returns (target vocab, source vocab).
+    """
+    N = len(pairs)
+    S = 1 + max(len(s) for s, _ in pairs)  # + NULL
+    T = max(len(t) for _, t in pairs)
+    src = torch.full((N, S), PAD, dtype=torch.long)
+    tgt = torch.full((N, T), PAD, dtype=torch.long)
+    src_mask = torch.zeros(N, S, dtype=torch.bool)
+    tgt_mask = torch.zeros(N, T, dtype=torch.bool)
+    for i, (s, t) in enumerate(pairs):
+        src[i, 1 : 1 + len(s)] = torch.tensor(s, dtype=torch.long)
+        src_mask[i, : 1 + len(s)] = True  # NULL and the words
+        tgt[i, : len(t)] = torch.tensor(t, dtype=torch.long)
+        tgt_mask[i, : len(t)] = True
+    flat = (tgt[:, :, None] * source_vocab_size + src[:, None, :]).view(-1)  # (N T S) index of t(f | e)
+    keep = (tgt_mask[:, :, None] & src_mask[:, None, :]).view(-1)
+    flat = flat[keep]
+    table = torch.full((target_vocab_size, source_vocab_size), 1.0 / target_vocab_size, dtype=torch.float64)
+    for _ in range(iterations):
+        probs = torch.zeros(N * T * S, dtype=torch.float64)
+        probs[keep] = table.view(-1)[flat]
+        probs = probs.view(N, T, S)
+        posterior = probs / probs.sum(dim=-1, keepdim=True).clamp_min(1e-300)  # which English word made each French one
+        counts = torch.zeros(target_vocab_size * source_vocab_size, dtype=torch.float64)
+        counts.index_add_(0, flat, posterior.view(-1)[keep])
+        counts = counts.view(target_vocab_size, source_vocab_size)
+        table = counts / counts.sum(dim=0, keepdim=True).clamp_min(1e-300)  # normalised over f for each e
+    return table
+
+
+def model1_links(table: torch.Tensor, src_ids: list[int], tgt_ids: list[int], threshold: float = 0.5) -> dict[int, int]:
+    """{target position: source position} where IBM Model 1 is confident: the most probable English word
+    (NULL included) of a French word, kept if it has posterior ``threshold`` or more, is not NULL, and
+    neither word is <unk>."""
+    src = torch.tensor([PAD] + list(src_ids))
+    links = {}
+    for t, f in enumerate(tgt_ids):
+        if f == UNK:
+            continue
+        posterior = table[f, src] / table[f, src].sum().clamp_min(1e-300)
+        j = int(posterior.argmax())
+        if j > 0 and float(posterior[j]) >= threshold and src_ids[j - 1] != UNK:
+            links[t] = j - 1
+    return links
+
+
 def corpus_scores(hypotheses: list[str], references: list[str]) -> dict[str, float]:
     """sacrebleu's corpus BLEU and chrF (lower-cased: our models write lower case), and BLEU's pieces."""
     import sacrebleu

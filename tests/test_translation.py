@@ -205,6 +205,29 @@ def test_cached_decoding_of_the_shipped_transformer_translates_as_without_cache(
         assert T.translate(model, data, beam_size=beam_size) == T.translate(model, data, beam_size=beam_size, cache=False)
 
 
+def test_batched_alignments_equal_one_verse_at_a_time():
+    pairs = [([4, 5, 6, 3, 5], [4, 5]), ([5], [4, 4, 5]), ([6, 4, 4], [])]
+    models = list(tiny_models())[1:]  # the two models with attention
+    for model in models:
+        model.eval()
+        for maps, (source, target) in zip(T.alignments(model, pairs, batch_size=2), pairs):
+            alone = T.alignment(model, source, target)
+            assert maps.shape == alone.shape and torch.allclose(maps, alone, atol=1e-6)
+            assert maps.shape[-2:] == (len(target) + 1, len(source))
+
+
+def test_ibm_model1_learns_which_word_translates_which():
+    # English ids 4 ("house"), 5 ("the"), 6 ("small"); French ids 4 ("maison"), 5 ("la"), 6 ("petite").
+    pairs = [([5, 4], [5, 4]), ([5, 6, 4], [5, 6, 4]), ([6], [6]), ([5], [5]), ([4, 5], [4, 5])]
+    table = T.ibm_model1(pairs, source_vocab_size=7, target_vocab_size=7, iterations=10)
+    for word in (4, 5, 6):
+        assert int(table[:, word].argmax()) == word, f"English {word} should translate to French {word}"
+        assert table[:, word].sum() == pytest.approx(1.0)
+    # "small house" -> "maison petite": the links cross, as French puts most adjectives after the noun.
+    assert T.model1_links(table, [6, 4], [4, 6]) == {0: 1, 1: 0}
+    assert T.model1_links(table, [6, 4], [T.UNK, 6]) == {1: 0}, "an unknown French word gets no link"
+
+
 # ---------------------------------------------------------------------------------------------
 # BLEU
 
