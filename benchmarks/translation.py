@@ -10,7 +10,8 @@ record: course.translation.save_model). The book profile's files ship with the c
 loads them, because training all three models takes longer than a chapter may run. Every model
 gets the same batches (the same seed) and the same number of steps; the weights kept are those
 with the lowest validation loss. Evaluation translates the test split greedily and with beam
-search (beam 4, length normalisation alpha = 1) and prints sacrebleu's BLEU and chrF.
+search (beam 4, length normalisation alpha = 1; the transformer with its key-value cache) and prints
+sacrebleu's BLEU and chrF, after those of two baselines (copy the source, a constant sentence).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -46,6 +48,13 @@ def main() -> None:
     print(f"profile {course.PROFILE}: {data.settings}, train/val/test = "
           + "/".join(str(len(data.pairs[s])) for s in ("train", "val", "test"))
           + f", vocabularies {len(data.source_vocab)} English / {len(data.target_vocab)} French", flush=True)
+    references = data.references("test")
+    # Two baselines that translate nothing (chapter 8 scores them beside the models)
+    constant = Counter(pair.french for pair in data.pairs["train"]).most_common(1)[0][0]
+    for label, hypotheses in (("copy the source", [pair.english for pair in data.pairs["test"]]),
+                              ("constant sentence", [constant] * len(references))):
+        scores = T.corpus_scores(hypotheses, references)
+        print(f"  {label:22} BLEU {scores['bleu']:5.2f}  chrF {scores['chrf']:5.2f}", flush=True)
     steps = args.steps or T.TRAINING["steps"]
     settings = {k: v for k, v in T.TRAINING.items() if k != "steps"}
     for name in args.models:
@@ -56,7 +65,6 @@ def main() -> None:
                   f"{record['best_val_loss']:.3f} at step {record['best_step']}, saved to {path} "
                   f"({path.stat().st_size / 1e6:.1f} MB)", flush=True)
         model, record = T.load_model(name, data, args.folder)  # evaluate what was saved: float16 weights
-        references = data.references("test")
         # BLEU by the English source's length (tokens), in LENGTH_GROUPS groups of about equal size
         source_lengths = [len(source) for source, _ in data.ids["test"]]
         ordered = sorted(source_lengths)
