@@ -427,13 +427,16 @@ def _as_array(value):
     return array
 
 
-def report(name: str, value, *, atol: float = 1e-5, rtol: float = 1e-4, bound: tuple | None = None) -> None:
+def report(name: str, value, *, atol: float = 1e-5, rtol: float = 1e-4, bound: tuple | None = None, targets=None) -> None:
     """Hand ``value`` to the grader under ``name`` (unique within the notebook).
 
     Without ``bound`` the grader compares it with the reference solution's value of the same name:
     same shape and dtype, equal within atol + rtol * |reference| (strings and bools exactly).
     With ``bound=(relation, limit)``, e.g. ``("<=", 0.5)``, it checks the relation instead (a loss
     reached, an accuracy): for results a student may legitimately get differently.
+    With ``targets`` as well, ``value`` is predictions (one row per example) and the grader computes
+    the bound's number itself: the fraction of rows equal to the reference run's ``targets`` (a
+    trained model's accuracy on a seeded held-out set, which no number the kernel states replaces).
     """
     import os
     from pathlib import Path
@@ -448,5 +451,6 @@ def report(name: str, value, *, atol: float = 1e-5, rtol: float = 1e-4, bound: t
     relation, limit = bound if bound is not None else ("", 0.0)
     path = Path(folder) / report_file_name(name)
     path.parent.mkdir(parents=True, exist_ok=True)
+    extra = {} if targets is None else {"targets": _as_array(targets)}
     np.savez(path, name=np.array(name), value=_as_array(value), atol=np.array(float(atol)), rtol=np.array(float(rtol)),
-             relation=np.array(relation), limit=np.array(float(limit)))
+             relation=np.array(relation), limit=np.array(float(limit)), **extra)

@@ -54,6 +54,17 @@ class Reference:
     rtol: float
     relation: str
     limit: float
+    targets: np.ndarray | None = None  # predictions are scored against these (the reference run's), as a fraction of rows
+
+
+def accuracy(value: np.ndarray, targets: np.ndarray) -> float | None:
+    """The fraction of rows (first axis) of ``value`` equal to the same rows of ``targets``; None when the shapes differ."""
+    if value.shape != targets.shape or not targets.shape or targets.shape[0] == 0:
+        return None
+    if (value.dtype.kind in "US") != (targets.dtype.kind in "US"):
+        return None
+    equal = (value == targets).reshape(targets.shape[0], -1).all(axis=1)
+    return float(equal.mean())
 
 
 # ---------------------------------------------------------------- reading a report safely
@@ -188,6 +199,13 @@ def verdict(name: str, reference: Reference, value: np.ndarray | None) -> str:
     """Why ``value`` fails the reference's check ("" when it passes). Never quotes the reference's values."""
     if value is None:
         return f"{name}: no result was reported (the test stopped before it, or what was reported could not be read)"
+    if reference.relation and reference.targets is not None:  # predictions: the grader computes the accuracy
+        score = accuracy(value, reference.targets)
+        if score is None:
+            return f"{name}: predictions of shape {_shape(value.shape)} ({value.dtype}), expected {_shape(reference.targets.shape)}"
+        if not RELATIONS[reference.relation](score, reference.limit):
+            return f"{name}: {score:.4g} of the held-out examples right, which does not satisfy {reference.relation} {reference.limit:g}"
+        return ""
     if reference.relation:
         if value.size != 1 or value.dtype.kind not in "biuf":
             return f"{name}: expected one number, got shape {_shape(value.shape)} of {value.dtype}"
@@ -225,7 +243,7 @@ def verdict(name: str, reference: Reference, value: np.ndarray | None) -> str:
 
 def _reference_from_arrays(arrays: dict) -> Reference:
     return Reference(value=arrays["value"], atol=float(arrays["atol"]), rtol=float(arrays["rtol"]),
-                     relation=str(arrays["relation"]), limit=float(arrays["limit"]))
+                     relation=str(arrays["relation"]), limit=float(arrays["limit"]), targets=arrays.get("targets"))
 
 
 def graded_cells(notebook) -> list:
@@ -256,6 +274,9 @@ def save_references(path: Path, references: dict[str, dict[str, Reference]]) -> 
             arrays[key] = ref.value
             index.setdefault(grade_id, {})[name] = {"key": key, "atol": ref.atol, "rtol": ref.rtol,
                                                     "relation": ref.relation, "limit": ref.limit}
+            if ref.targets is not None:
+                arrays[key + "_targets"] = ref.targets
+                index[grade_id][name]["targets"] = key + "_targets"
     arrays["index"] = np.array(json.dumps(index))
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
@@ -267,7 +288,8 @@ def load_references(path: Path) -> dict[str, dict[str, Reference]]:
     with np.load(path, allow_pickle=False) as arrays:
         index = json.loads(str(arrays["index"]))
         return {grade_id: {name: Reference(value=arrays[entry["key"]], atol=entry["atol"], rtol=entry["rtol"],
-                                           relation=entry["relation"], limit=entry["limit"])
+                                           relation=entry["relation"], limit=entry["limit"],
+                                           targets=arrays[entry["targets"]] if "targets" in entry else None)
                            for name, entry in named.items()}
                 for grade_id, named in index.items()}
 

@@ -133,3 +133,24 @@ def test_references_cache_round_trip(tmp_path):
     loaded = reports.load_references(tmp_path / "cache.npz")
     assert set(loaded["cell"]) == {"a", "b"} and loaded["cell"]["b"].relation == ">="
     assert np.array_equal(loaded["cell"]["a"].value, np.arange(3.0))
+
+
+def test_predictions_are_scored_by_the_grader_against_the_reference_targets(folder, tmp_path):
+    """A trained model's predictions go through the channel; the accuracy is computed here, never taken from the kernel."""
+    targets = np.array([[0, 1, 2], [1, 1, 3], [2, 4, 5], [0, 0, 0]])
+    reference = Reference(targets.copy(), 1e-5, 1e-4, ">=", 0.75, targets=targets)
+    assert verdict("p", reference, targets.copy()) == ""
+    half = targets.copy()
+    half[:2, 0] = 9
+    assert "0.5 of the held-out examples right" in verdict("p", reference, half)
+    assert "predictions of shape" in verdict("p", reference, targets[:3])
+    assert "predictions of shape" in verdict("p", reference, np.array(0.97)), "a stated accuracy is not predictions"
+    words = Reference(np.array(["cba", "fed"]), 0, 0, ">=", 1.0, targets=np.array(["cba", "fed"]))
+    assert verdict("w", words, np.array(["cba", "fed"])) == "" and verdict("w", words, np.array(["cba", "xyz"]))
+    # through the channel: the student's own targets are ignored, the reference's are kept through the cache
+    report("p", targets, bound=(">=", 0.75), targets=np.zeros_like(targets))
+    assert np.array_equal(read(folder, "p"), targets)
+    path = tmp_path / "cache.npz"
+    reports.save_references(path, {"cell": {"p": reference}})
+    loaded = reports.load_references(path)["cell"]["p"]
+    assert np.array_equal(loaded.targets, targets) and loaded.relation == ">=" and loaded.limit == 0.75
