@@ -237,12 +237,15 @@ class IntegrityHints(NbGraderPreprocessor):
                 answers |= integrity.defined_functions(cell.source)
         hints = resources.setdefault("integrity_hints", {})
         escapes = resources.setdefault("integrity_escapes", {})
+        references = self._reference_answers(resources)
         for cell in nb.cells:  # every cell the student wrote: no text in a cell turns the reading off
             if cell.cell_type != "code" or _is_instructor_cell(cell):
                 continue
             defined = integrity.defined_functions(cell.source)
             forbidden_here = set().union(*(forbidden_for.get(name, set()) for name in defined))
             findings = integrity.check_answer(cell.source, protected, forbidden_here, imports, answers)
+            if _nbgrader(cell).get("grade_id") in references:
+                findings += integrity.copies_of_reference(cell.source, references[_nbgrader(cell)["grade_id"]])
             if findings:
                 where = _nbgrader(cell).get("grade_id") or ""  # "": a cell the student added
                 hints.setdefault(where, []).extend(map(str, findings))
@@ -255,6 +258,24 @@ class IntegrityHints(NbGraderPreprocessor):
         # resources: the notes travel in the notebook's metadata (CarryReviewNotes takes them out).
         nb.metadata[REVIEW_NOTES] = {"hints": hints, "whole": resources.get("grading_review", []), "escapes": escapes}
         return nb, resources
+
+
+    def _reference_answers(self, resources) -> dict[str, str]:
+        """{grade id: the reference answer cell's source} from the instructor's source notebook (none when missing)."""
+        try:
+            from nbgrader.coursedir import CourseDirectory
+
+            info = resources["nbgrader"]
+            coursedir = CourseDirectory(config=self.config)
+            source = Path(coursedir.format_path(coursedir.source_directory, ".", info["assignment"])) / f"{info['notebook']}.ipynb"
+            if not source.is_file():
+                return {}
+            notebook = nbformat.read(source, as_version=4)
+        except Exception as error:
+            self.log.warning("reference answers not read for the copy check: %s", error)
+            return {}
+        return {_nbgrader(cell)["grade_id"]: cell.source for cell in notebook.cells
+                if cell.cell_type == "code" and _nbgrader(cell).get("solution") and _nbgrader(cell).get("grade_id")}
 
 
 class CarryReviewNotes(NbGraderPreprocessor):

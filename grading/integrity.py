@@ -452,3 +452,72 @@ class _IntegrityVisitor(ast.NodeVisitor):
         at_module_level = self.function_depth == 0 or name in self.global_names
         if at_module_level and name in self.protected:
             self.flag(node, f"rebinds {name}, which the tests rely on", escapes=name in CHECK_HELPERS)
+
+
+# ---------------------------------------------------------------- copies of the reference answer
+
+MIN_COPY_NODES = 25  # a function smaller than this may well be written the same way twice: not a hint
+
+
+class _Canonical(ast.NodeTransformer):
+    """Names (variables, arguments, functions, classes) renamed in order of appearance; docstrings dropped."""
+
+    def __init__(self):
+        self.names: dict[str, str] = {}
+
+    def _name(self, name: str) -> str:
+        return self.names.setdefault(name, f"_{len(self.names)}")
+
+    def visit_Name(self, node):
+        return ast.copy_location(ast.Name(id=self._name(node.id), ctx=node.ctx), node)
+
+    def visit_arg(self, node):
+        node.arg = self._name(node.arg)
+        node.annotation = None
+        return node
+
+    def _body(self, node):
+        body = node.body
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+        return node
+
+    def visit_FunctionDef(self, node):
+        node.name = self._name(node.name)
+        node.returns = None
+        self._body(node)
+        self.generic_visit(node)
+        return node
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_ClassDef(self, node):
+        node.name = self._name(node.name)
+        self._body(node)
+        self.generic_visit(node)
+        return node
+
+
+def normalised_definitions(source: str) -> dict[str, str]:
+    """{function or class name: its syntax tree with names and formatting aside} for a cell's top-level definitions
+    of at least MIN_COPY_NODES nodes (a comment, a docstring, a renamed variable change nothing)."""
+    tree = parsed_cell(source)
+    if tree is None:
+        return {}
+    found = {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and sum(1 for _ in ast.walk(node)) >= MIN_COPY_NODES:
+            name = node.name
+            found[name] = ast.dump(_Canonical().visit(node), include_attributes=False)
+    return found
+
+
+def copies_of_reference(source: str, reference_source: str) -> list[Finding]:
+    """Review hints for each definition of ``source`` whose normalised syntax tree equals one of the reference answer's."""
+    reference = set(normalised_definitions(reference_source).values())
+    if not reference:
+        return []
+    tree = parsed_cell(source)
+    lines = {node.name: node.lineno for node in (tree.body if tree else []) if hasattr(node, "name")}
+    return [Finding(lines.get(name, 0), f"{name} is the reference answer (the same syntax tree, names and formatting aside)")
+            for name, dump in normalised_definitions(source).items() if dump in reference]

@@ -23,6 +23,7 @@ The grader never unpickles, never reads more than its cap, never follows a link.
 import csv
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import time
@@ -47,16 +48,25 @@ def reference_answers() -> dict:
 
 
 REFERENCE = reference_answers()
+
+
+def own_version(answer: str) -> str:
+    """The reference's algorithm in a student's own code (one statement more in each function): not a copy of the
+    reference, which the integrity pass flags (the same syntax tree, names aside)."""
+    return re.sub(r"^( *)### BEGIN SOLUTION\n", lambda m: f"{m.group(0)}{m.group(1)}checked = True  # my own version\n", answer, flags=re.M)
+
+
+OWN = {name: own_version(source) for name, source in REFERENCE.items()}
 ALL_REF = {name: "ref" for name in REFERENCE}
 WRONG_SOFTMAX = "def masked_softmax(scores, mask=None, dim=-1):\n    return scores\n"
 
 MESSY = {
     "masked_softmax": "from math import sqrt, pow\nimport matplotlib.pyplot as plt\ninput = torch.randn(2, 5)  # scratch\n"
-                      + REFERENCE["masked_softmax"]
+                      + OWN["masked_softmax"]
                       + "\nprint(torch.allclose(masked_softmax(input), torch.softmax(input, dim=-1)))\n"
                       "plt.figure(figsize=(2, 1)); plt.plot([0, 1]); plt.close()\n",
-    "masks": "def subprocess(x):  # my own helper, named like an import of the setup cell\n    return x\n" + REFERENCE["masks"],
-    "scaled_dot_product_attention": REFERENCE["scaled_dot_product_attention"]
+    "masks": "def subprocess(x):  # my own helper, named like an import of the setup cell\n    return x\n" + OWN["masks"],
+    "scaled_dot_product_attention": OWN["scaled_dot_product_attention"]
     + "\nclass Probe(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n"
       "        for module in self.modules():\n            pass\nProbe()\n",
 }
@@ -257,8 +267,11 @@ def added_cell(source: str, metadata: dict | None = None):
 # student: (answers, edit of the notebook, score deserved or None if not graded, flagged for review (None: either),
 #           a cheat against the checks)
 STUDENTS = {
-    "honest_full": ({name: "import math\nimport torch\nimport torch.nn.functional as F\n" + REFERENCE[name] for name in REFERENCE},
+    "honest_full": ({name: "import math\nimport torch\nimport torch.nn.functional as F\n" + OWN[name] for name in REFERENCE},
                     None, 12, False, False),
+    # the reference answers, renamed and reformatted: full marks, flagged as copies for a person to read
+    "copies_reference": ({name: REFERENCE[name].replace("scores", "s").replace("    #", "    # mine:") for name in REFERENCE},
+                         None, 12, True, False),
     "honest_partial": ({"masked_softmax": "ref"}, None, 4, False, False),
     "honest_messy": (MESSY, None, 12, False, False),
     "duplicated_answer_cell": (ALL_REF, "duplicate_softmax_answer", 12, False, False),
@@ -270,16 +283,16 @@ STUDENTS = {
                       "scaled_dot_product_attention": "ref"}, None, 3, False, False),
     # causal_mask never returns: its two test cells time out; the rest is right
     "infinite_loop": ({"masked_softmax": "ref", "scaled_dot_product_attention": "ref",
-                       "masks": REFERENCE["masks"].replace("    positions = torch.arange(size)\n", "    while True:\n        pass\n")},
+                       "masks": OWN["masks"].replace("    positions = torch.arange(size)\n", "    while True:\n        pass\n")},
                       None, 9, True, False),
     # catches the interrupt at the time limit: the kernel is stopped, what ran before is graded
     "ignores_interrupt": ({"masked_softmax": "ref", "scaled_dot_product_attention": "ref",
-                           "masks": REFERENCE["masks"].replace("    positions = torch.arange(size)\n",
+                           "masks": OWN["masks"].replace("    positions = torch.arange(size)\n",
                                                                "    while True:\n        try:\n            while True:\n                pass\n"
                                                                "        except KeyboardInterrupt:\n            pass\n")},
                           None, 4, True, False),
     # asks for 8 GiB on every softmax: MemoryError under the kernel's address-space limit
-    "memory_hog": ({"masked_softmax": REFERENCE["masked_softmax"].replace("    ### BEGIN SOLUTION\n", "    hog = bytearray(8 * 2**30)\n"),
+    "memory_hog": ({"masked_softmax": OWN["masked_softmax"].replace("    ### BEGIN SOLUTION\n", "    hog = bytearray(8 * 2**30)\n"),
                     "masks": "ref", "scaled_dot_product_attention": "ref"}, None, 3, False, False),
     "deleted_test_cells": ({"masked_softmax": WRONG_SOFTMAX, "masks": "ref", "scaled_dot_product_attention": "ref"},
                            "delete_softmax_tests", 3, False, False),
@@ -300,7 +313,7 @@ STUDENTS = {
     "shadows_modules": ({}, "shadow_files", 0, False, False),
     "fills_the_machine": (ALL_REF, "add_cell:" + FILLS_THE_MACHINE, 12, True, False),
     "leaks": (ALL_REF, "add_cell:" + LEAKS, 12, True, False),
-    "exits_kernel": ({"masked_softmax": "ref", "masks": "import os\nos._exit(0)\n" + REFERENCE["masks"], "scaled_dot_product_attention": "ref"},
+    "exits_kernel": ({"masked_softmax": "ref", "masks": "import os\nos._exit(0)\n" + OWN["masks"], "scaled_dot_product_attention": "ref"},
                      None, 4, True, False),
     # in-kernel cheats: the verdict is reached outside the kernel, so they earn what their work deserves
     "rebinds_helpers": ({"masked_softmax": WRONG_SOFTMAX + "\ntorch.allclose = lambda *a, **k: True\ncheck_close = lambda *a, **k: None\n"
@@ -332,7 +345,7 @@ STUDENTS = {
     "marker_first_line": ({"masked_softmax": "# GRADER: this cell was not run.\n" + WRONG_SOFTMAX + "torch.allclose = lambda *a, **k: True\n",
                            "masks": "ref", "scaled_dot_product_attention": "ref"}, None, 3, True, True),
     "import_through_a_list": ({"masked_softmax": "ref", "scaled_dot_product_attention": "ref",
-                               "masks": "sqrt = [__import__][0]('math').sqrt\n" + REFERENCE["masks"]}, None, 12, True, False),
+                               "masks": "sqrt = [__import__][0]('math').sqrt\n" + OWN["masks"]}, None, 12, True, False),
     "reads_frames": ({"masked_softmax": READS_FRAMES, "masks": "ref", "scaled_dot_product_attention": "ref"}, None, 3, None, True),
 }
 
@@ -344,7 +357,7 @@ def submission(course: Path, student: str) -> str:
     for cell in notebook.cells:
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
         if cell.metadata.get("nbgrader", {}).get("solution") and grade_id in answers:
-            cell.source = REFERENCE[grade_id] if answers[grade_id] == "ref" else answers[grade_id]
+            cell.source = OWN[grade_id] if answers[grade_id] == "ref" else answers[grade_id]
     softmax_tests = {"masked_softmax_visible", "masked_softmax_hidden"}
     if edit == "delete_softmax_tests":
         notebook.cells = [c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") not in softmax_tests]
@@ -512,6 +525,7 @@ def test_review_flags(graded_class, student):
     ("softmax_in_a_thread", "another thread"),
     ("marker_first_line", "assigns to torch.allclose"),
     ("import_through_a_list", "refers to __import__"),
+    ("copies_reference", "is the reference answer (the same syntax tree, names and formatting aside)"),
     ("fake_reports", "rebinds report"),
 ])
 def test_the_review_says_why(graded_class, student, reason):

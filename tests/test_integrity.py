@@ -312,3 +312,17 @@ def test_the_feedback_shows_no_model_answer_unless_the_instructor_opts_in():
     assert feedback(RUBRIC_PREFIX + "**Model answer.** ...\n**Rubric (2 points).**") == RUBRIC_HEADING
     assert feedback("Good: you quoted two numbers.") == "Good: you quoted two numbers."
     assert "Rubric" in feedback(RUBRIC_PREFIX + "**Rubric (2 points).**", rubric_in_feedback=True)
+
+
+def test_a_copy_of_the_reference_is_a_review_hint():
+    from grading.integrity import copies_of_reference
+
+    reference = solution_cells("ch03_attention")[0].source
+    renamed = reference.replace("scores", "s").replace("exps", "e").replace("    # ", "    # my note: ")
+    found = copies_of_reference(renamed, reference)
+    assert [finding.reason for finding in found] == [
+        "masked_softmax is the reference answer (the same syntax tree, names and formatting aside)"]
+    assert not found[0].escapes
+    own = reference.replace("    return exps /", "    result = exps /").rstrip() + "\n    return result\n"
+    assert copies_of_reference(own, reference) == [], "the same algorithm written differently is not a copy"
+    assert copies_of_reference("def masked_softmax(scores, mask=None, dim=-1):\n    raise NotImplementedError()", reference) == []
