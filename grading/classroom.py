@@ -23,6 +23,7 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,21 +123,46 @@ def grade_class(assignment: str, course: Path = Path("."), force: bool = False, 
             args.append("--force")
         if len(todo) == 1:
             args.append(f"--student={todo[0]}")
+        started = time.time()
         result = nbgrader_command(*args, cwd=course, check=False)
         log = result.stdout + result.stderr
         log_folder.mkdir(parents=True, exist_ok=True)
         (log_folder.resolve() / f"autograde-{assignment}-{attempt + 1}.log").write_text(log)
+        # Who was graded comes from nbgrader's results (the graded notebook it wrote in this run, the gradebook's
+        # submission), never from the log: kernels write to the same output, so a line there may be any student's.
+        results = _graded_in_gradebook(settings["db_url"], assignment, todo)
         failures = _reasons_from_log(log)
         for student in todo:
-            if student in failures:
-                outcomes[student].reason = failures[student]
-            elif (autograded / student / assignment).is_dir() and any((autograded / student / assignment).glob("*.ipynb")):
+            written = [path for path in (autograded / student / assignment).glob("*.ipynb") if path.stat().st_mtime >= started - 1]
+            if written and student in results:
                 outcomes[student].graded = True
+                outcomes[student].reason = ""
+            elif student in failures:  # not graded: the reason nbgrader logged (a kernel could change the reason, not the status)
+                outcomes[student].reason = failures[student]
     for outcome in outcomes.values():
         if not outcome.graded and not outcome.reason:
             outcome.reason = "nbgrader stopped before grading it (see _grading/logs/)"
     _read_gradebook(settings["db_url"], assignment, outcomes)
     return list(outcomes.values())
+
+
+def _graded_in_gradebook(db_url: str, assignment: str, students: list[str]) -> set[str]:
+    """The students whose submission of ``assignment`` the gradebook holds, with grades."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    found = set()
+    try:
+        with Gradebook(db_url) as gradebook:
+            for student in students:
+                try:
+                    submission = gradebook.find_submission(assignment, student)
+                except MissingEntry:
+                    continue
+                if any(notebook.grades for notebook in submission.notebooks):
+                    found.add(student)
+    except Exception:  # no gradebook yet (nbgrader stopped before creating it)
+        return set()
+    return found
 
 
 def _all_students(submitted: Path, assignment: str) -> set[str]:

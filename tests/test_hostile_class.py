@@ -224,6 +224,14 @@ time.sleep(5)
 print("memory hogs still running:", sum(hog.poll() is None for hog in hogs))
 """
 
+# Writes nbgrader's own failure line for another student to the kernel's real stderr (which nbgrader's log shares).
+FORGES_FAILURE_LINE = """
+import os
+for student in ("honest_full", "honest_partial"):
+    os.write(2, f"[AutogradeApp | ERROR] There was an error processing assignment 'ch03_attention' for student '{student}'\\n".encode())
+    os.write(2, b"RuntimeError: this submission looks copied\\n")
+"""
+
 LEAKS = """
 print(In)
 print(_ih)
@@ -313,6 +321,8 @@ STUDENTS = {
     "shadows_modules": ({}, "shadow_files", 0, False, False),
     "fills_the_machine": (ALL_REF, "add_cell:" + FILLS_THE_MACHINE, 12, True, False),
     "leaks": (ALL_REF, "add_cell:" + LEAKS, 12, True, False),
+    # the class command decides who was graded from nbgrader's results and the gradebook, not from the log
+    "forges_failure_line": (ALL_REF, "add_cell:" + FORGES_FAILURE_LINE, 12, True, False),
     "exits_kernel": ({"masked_softmax": "ref", "masks": "import os\nos._exit(0)\n" + OWN["masks"], "scaled_dot_product_attention": "ref"},
                      None, 4, True, False),
     # in-kernel cheats: the verdict is reached outside the kernel, so they earn what their work deserves
@@ -467,6 +477,7 @@ def test_the_class_command_grades_everyone_it_can_and_says_who_not(graded_class)
     assert "invalid_json: NOT GRADED: ch03_attention.ipynb is not valid JSON" in report, report
     assert "oversized_file: NOT GRADED: ch03_attention.ipynb is 4" in report or "oversized_file: NOT GRADED" in report, report
     assert f"{len(graded)} graded, 2 not graded" in report, report
+    assert "honest_full: 12 / 12" in report and "honest_partial: 4 / 12" in report, "a kernel's stderr changed another student's status"
 
 
 @pytest.mark.parametrize("student", [s for s, spec in STUDENTS.items() if spec[2] is not None])
