@@ -490,8 +490,10 @@ class SandboxedKernelManager(AsyncKernelManager):
             self.log.warning("no %s control group available: the kernel's %s is not limited", controller,
                              "number of processes" if controller == "pids" else "total memory")
         course_root = Path(self.course_root or os.getcwd())
+        package = self.course_package()
+        self.log.info("sandboxed kernel for %s: course is %s", self.graded_assignment() or "an unknown assignment", package)
         command = bwrap_command(list(kernel_cmd), self._scratch, course_root, [Path(p) for p in self.extra_hidden],
-                                course_package=self.course_package())
+                                course_package=package)
         kw["cwd"] = str(self._scratch)
         kw["env"] = {}
         kw["preexec_fn"] = limit_kernel(self._cgroups)
