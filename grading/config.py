@@ -69,6 +69,7 @@ MAX_OUTPUT_CHARS = 20_000  # per output: one enormous line is as bad as many
 MAX_STREAMED_BYTES = 2_000_000  # per cell, while it runs: what the grader accepts from the kernel at all
 MAX_CELL_CHARS = 100_000  # per cell of source: the longest reference answer is under 3 000
 MAX_CELLS = 400  # per notebook: the longest assignment has under 40
+MAX_RESTARTS = 3  # fresh kernels per notebook after cells that ignored the interrupt at the time limit
 MAX_ATTACHMENT_CHARS = 8_000_000  # pasted images kept per notebook (base64): the notebook itself may be 20 MiB
 
 TOO_LARGE_MARKER = "# GRADER: this cell was not run."
@@ -488,6 +489,7 @@ class GuardedExecute(Execute):
 
     def preprocess(self, nb, resources=None, km=None):
         self._kernel_died = False
+        self._restarts = 0
         self._streamed = {}
         self._reader = reports.ReportReader()
         if resources is not None:
@@ -522,12 +524,49 @@ class GuardedExecute(Execute):
             self._kernel_died = True
             return self._fail(cell, "the kernel died while running this cell (it exited, or ran out of memory or CPU time)"), resources
         except CellTimeoutError:
-            # The interrupt did not stop the cell (it caught KeyboardInterrupt): stop the kernel, grade the rest as dead.
+            # The interrupt did not stop the cell (it caught KeyboardInterrupt): stop the kernel; a fresh one replays
+            # the cells before this one (not the graded tests) and grading goes on, so this cell alone loses its points.
             self._kill_kernel()
-            self._kernel_died = True
             cell.outputs.append(NotebookNode(output_type="error", ename=TIMEOUT_ENAME, evalue=TIMEOUT_MESSAGE,
                                              traceback=[f"{TIMEOUT_ENAME}: {TIMEOUT_MESSAGE}"]))
+            if self._restarts < MAX_RESTARTS and self._fresh_kernel(index):
+                self._restarts += 1
+                return cell, resources
+            self._kernel_died = True
             return self._fail(cell, "the cell ignored the interrupt at the time limit, so the kernel was stopped"), resources
+
+    def _fresh_kernel(self, index: int) -> bool:
+        """A new sandboxed kernel that has run every code cell before ``index`` except the graded tests; False if that failed."""
+        import copy
+
+        from jupyter_core.utils import run_sync
+
+        try:
+            if self.kc is not None:
+                self.kc.stop_channels()
+            run_sync(self.km.restart_kernel)(now=True)
+            self.kc = self.km.client()
+            self.kc.start_channels()
+            run_sync(self.kc.wait_for_ready)(timeout=self.startup_timeout)
+        except Exception as error:  # no new kernel: the rest is graded as dead
+            self.log.warning("no fresh kernel after the time limit: %s", error)
+            return False
+        for earlier_index, earlier in enumerate(self.nb.cells[:index]):
+            meta = _nbgrader(earlier)
+            if earlier.cell_type != "code" or (meta.get("grade") and not meta.get("solution")):
+                continue
+            replay = copy.deepcopy(earlier)
+            replay.outputs = []
+            try:
+                self.execute_cell(replay, earlier_index, store_history=True)
+            except CellTimeoutError:
+                self._kill_kernel()
+                return False
+            except DeadKernelError:
+                return False
+            except Exception as error:  # an earlier cell that failed fails again: the cells after it see what they saw
+                self.log.info("replaying cell %d after the time limit: %s", earlier_index, error)
+        return True
 
     def _kill_kernel(self) -> None:
         provisioner = getattr(self.km, "provisioner", None)

@@ -35,6 +35,7 @@ the rest. The rules:
 """
 
 import ast
+import functools
 from dataclasses import dataclass
 
 # Modules an answer may import. Everything else (os, sys, subprocess, pathlib, importlib,
@@ -151,6 +152,7 @@ def parsed_cell(cell_source: str) -> ast.Module | None:
         return None
 
 
+@functools.lru_cache(maxsize=256)
 def python_source(cell_source: str) -> str:
     """IPython syntax (``%magic``, ``!shell``) as the Python it runs (``get_ipython().system(...)``), so it is checked too."""
     from IPython.core.inputtransformer2 import TransformerManager

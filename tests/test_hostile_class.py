@@ -293,12 +293,17 @@ STUDENTS = {
     "infinite_loop": ({"masked_softmax": "ref", "scaled_dot_product_attention": "ref",
                        "masks": OWN["masks"].replace("    positions = torch.arange(size)\n", "    while True:\n        pass\n")},
                       None, 9, True, False),
-    # catches the interrupt at the time limit: the kernel is stopped, what ran before is graded
+    # catches the interrupt at the time limit: the kernel is stopped, a fresh one replays the earlier cells and
+    # grading goes on, so only causal_mask's two test cells lose their points (as for infinite_loop)
     "ignores_interrupt": ({"masked_softmax": "ref", "scaled_dot_product_attention": "ref",
                            "masks": OWN["masks"].replace("    positions = torch.arange(size)\n",
                                                                "    while True:\n        try:\n            while True:\n                pass\n"
                                                                "        except KeyboardInterrupt:\n            pass\n")},
-                          None, 4, True, False),
+                          None, 9, True, False),
+    "bare_except_loop": ({"masked_softmax": "ref", "scaled_dot_product_attention": "ref",
+                          "masks": OWN["masks"].replace("    positions = torch.arange(size)\n",
+                                                        "    while True:\n        try:\n            pass\n        except:\n            continue\n")},
+                         None, 9, True, False),
     # asks for 8 GiB on every softmax: MemoryError under the kernel's address-space limit
     "memory_hog": ({"masked_softmax": OWN["masked_softmax"].replace("    ### BEGIN SOLUTION\n", "    hog = bytearray(8 * 2**30)\n"),
                     "masks": "ref", "scaled_dot_product_attention": "ref"}, None, 3, False, False),
