@@ -177,6 +177,7 @@ for root in [os.path.dirname(course.__file__), *(p for p in sys.path if p and os
     for folder, subfolders, files in os.walk(root):
         if folder.count(os.sep) - root.count(os.sep) >= 1 and "site-packages" in root:
             subfolders[:] = []  # the installed packages' own folders: only the top level (.pth, finders) is read
+        subfolders[:] = [s for s in subfolders if os.path.join(folder, s) not in (sys.prefix, sys.base_prefix)]
         for name in files:
             if name.endswith((".py", ".pyc", ".pth")) and ("attention" in name or "course" in name or "editable" in name):
                 path = os.path.join(folder, name)
