@@ -4,7 +4,12 @@
     PatchEmbedding       a linear map of each patch to D numbers: the image's "tokens"
     VisionTransformer    patch tokens + a class token + learned positions -> chapter 6's encoder -> a class
     load_digits          scikit-learn's 8 x 8 handwritten digits, as tensors, split once and for all
-    train_vit, accuracy  the training loop (AdamW, warm-up and cosine schedule) and the test metric
+    subsample            a stratified, seeded share of a split (the training-size sweep)
+    train_classifier     the training loop: a fixed number of steps, AdamW, warm-up and cosine schedule
+    train_together       the same loop for several models of one architecture at once (torch.func.vmap)
+    train_vit, accuracy  the loop counted in epochs, and the test metric
+    SmallCNN             the baseline that assumes what a ViT must learn: locality and translation
+    logistic_regression_accuracy   the other baseline: a linear classifier of the raw pixels
 
 The model is the one of Dosovitskiy et al. (2021), "An Image is Worth 16x16 Words", at toy size:
 the encoder is ``course.transformer.TransformerEncoderLayer`` (pre-LN, GELU), unchanged; only the
@@ -12,6 +17,7 @@ input differs from a sentence. Shapes: B batch, C channels, H x W image, p patch
 N = (H / p) (W / p) patches, D model width, K classes.
 """
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -136,6 +142,19 @@ def load_digits(test_fraction: float = 0.25, seed: int = 0) -> tuple[ImageSplit,
     return ImageSplit(images[~is_test], labels[~is_test]), ImageSplit(images[is_test], labels[is_test])
 
 
+def subsample(split: ImageSplit, fraction: float, seed: int = 0) -> ImageSplit:
+    """A random ``fraction`` of ``split``, the same share of each digit, fixed by ``seed``."""
+    if fraction >= 1:
+        return split
+    generator = torch.Generator().manual_seed(seed)
+    keep = []
+    for digit in split.labels.unique():
+        members = torch.nonzero(split.labels == digit).flatten()
+        keep.append(members[torch.randperm(len(members), generator=generator)[: max(1, round(fraction * len(members)))]])
+    keep = torch.cat(keep).sort().values
+    return ImageSplit(split.images[keep], split.labels[keep])
+
+
 @torch.no_grad()
 def accuracy(model: nn.Module, split: ImageSplit, batch_size: int = 512) -> float:
     """Share of images whose most likely class is the right one (dropout off)."""
@@ -149,38 +168,151 @@ def accuracy(model: nn.Module, split: ImageSplit, batch_size: int = 512) -> floa
     return correct / len(split.labels)
 
 
-def train_vit(model: nn.Module, train: ImageSplit, epochs: int = 30, batch_size: int = 32, learning_rate: float = 3e-3,
-              weight_decay: float = 0.05, seed: int = 0, test: ImageSplit | None = None) -> dict:
-    """AdamW with a one-epoch linear warm-up, then cosine decay to zero.
+def _batches(size: int, batch_size: int, seed: int):
+    """Index batches of ``batch_size`` forever: the images in a seeded random order, epoch after epoch.
 
-    Returns the history: the mean training loss of each epoch, and the test accuracy after each if ``test`` is given.
+    A batch that reaches the end of an epoch is completed from the next one, so every batch is full
+    (``train_together`` needs equal batches) and only the seed decides the order.
     """
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
-    steps_per_epoch = math.ceil(len(train.labels) / batch_size)
-    total, warmup = epochs * steps_per_epoch, steps_per_epoch
+    order = torch.empty(0, dtype=torch.long)
+    while True:
+        while len(order) < batch_size:
+            order = torch.cat([order, torch.randperm(size, generator=generator)])
+        yield order[:batch_size]
+        order = order[batch_size:]
+
+
+def _warmup_cosine(optimizer, steps: int, warmup_steps: int):
+    """Linear warm-up over ``warmup_steps``, then cosine decay to zero at ``steps``."""
 
     def rate(step):
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / max(1, steps - warmup_steps)))
 
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
-    history = {"loss": [], "test_accuracy": []}
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
+
+
+def train_classifier(model: nn.Module, train: ImageSplit, steps: int, batch_size: int = 32, learning_rate: float = 3e-3,
+                     weight_decay: float = 0.05, seed: int = 0, warmup_steps: int | None = None) -> list[float]:
+    """``steps`` updates of AdamW on batches of ``batch_size`` images; warm-up (a tenth of the steps by default), then cosine.
+
+    Everything it learns depends on the model's initial weights, ``seed`` (the data order) and the
+    step count; returns the training loss of every step.
+    """
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    schedule = _warmup_cosine(optimizer, steps, max(1, steps // 10) if warmup_steps is None else warmup_steps)
+    batches = _batches(len(train.labels), batch_size, seed)
+    losses = []
     model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(train.labels), generator=generator)
-        losses = []
-        for start in range(0, len(order), batch_size):
-            index = order[start : start + batch_size]
-            loss = F.cross_entropy(model(train.images[index]), train.labels[index])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            losses.append(loss.item())
-        history["loss"].append(sum(losses) / len(losses))
-        if test is not None:
-            history["test_accuracy"].append(accuracy(model, test))
+    for _ in range(steps):
+        index = next(batches)
+        loss = F.cross_entropy(model(train.images[index]), train.labels[index])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        losses.append(loss.item())
     model.eval()
-    return history
+    return losses
+
+
+def train_together(models: list[nn.Module], trains: list[ImageSplit], steps: int, seeds: list[int], batch_size: int = 32,
+                   learning_rate: float = 3e-3, weight_decay: float = 0.05, warmup_steps: int | None = None) -> torch.Tensor:
+    """``train_classifier`` for M models of one architecture at once: model m on ``trains[m]``, data order ``seeds[m]``.
+
+    The models' weights are stacked along a new first axis (``torch.func.stack_module_state``) and
+    one ``torch.func.vmap`` of the model runs all M forward passes as one batched computation, which
+    on a CPU costs less than M small ones. The loss is the sum of the M models' mean losses, so each
+    model gets the gradient of its own loss, and AdamW acts on every number separately: the same
+    updates as M calls of ``train_classifier`` (without dropout, whose random draws differ), up to
+    float rounding. The trained weights are written back into ``models``; returns the losses, (M, steps).
+    """
+    from torch.func import functional_call, stack_module_state, vmap
+
+    params, buffers = stack_module_state(models)  # {name: (M, ...)}, new leaves that require grad
+    template = copy.deepcopy(models[0]).to("meta")  # the architecture, without weights of its own
+
+    def logits(p, b, images):
+        return functional_call(template, (p, b), (images,))
+
+    all_logits = vmap(logits, randomness="different")
+    optimizer = torch.optim.AdamW(params.values(), lr=learning_rate, weight_decay=weight_decay)
+    schedule = _warmup_cosine(optimizer, steps, max(1, steps // 10) if warmup_steps is None else warmup_steps)
+    batches = [_batches(len(split.labels), batch_size, seed) for split, seed in zip(trains, seeds)]
+    losses = torch.zeros(len(models), steps)
+    template.train()
+    for step in range(steps):
+        indices = [next(b) for b in batches]
+        images = torch.stack([split.images[i] for split, i in zip(trains, indices)])  # (M, batch, C, H, W)
+        labels = torch.stack([split.labels[i] for split, i in zip(trains, indices)])  # (M, batch)
+        out = all_logits(params, buffers, images)  # (M, batch, K)
+        loss = F.cross_entropy(out.flatten(0, 1), labels.flatten(), reduction="none").view_as(labels).mean(1)  # (M,)
+        optimizer.zero_grad()
+        loss.sum().backward()
+        optimizer.step()
+        schedule.step()
+        losses[:, step] = loss.detach()
+    with torch.no_grad():
+        for name, stacked in params.items():
+            for m, model in enumerate(models):
+                model.get_parameter(name).copy_(stacked[m])
+    for model in models:
+        model.eval()
+    return losses
+
+
+def train_vit(model: nn.Module, train: ImageSplit, epochs: int = 30, batch_size: int = 32, learning_rate: float = 3e-3,
+              weight_decay: float = 0.05, seed: int = 0) -> dict:
+    """``train_classifier`` for ``epochs`` epochs' worth of steps, with a one-epoch warm-up.
+
+    Returns the history: the mean training loss of each epoch.
+    """
+    steps_per_epoch = math.ceil(len(train.labels) / batch_size)
+    losses = train_classifier(model, train, epochs * steps_per_epoch, batch_size, learning_rate, weight_decay, seed,
+                              warmup_steps=steps_per_epoch)
+    return {"loss": [sum(losses[i : i + steps_per_epoch]) / steps_per_epoch for i in range(0, len(losses), steps_per_epoch)]}
+
+
+# --------------------------------------------------------------------------------------------
+# Baselines: what a ViT is compared with
+# --------------------------------------------------------------------------------------------
+
+
+class SmallCNN(nn.Module):
+    """Two 3 x 3 convolutions, each with ReLU and 2 x 2 max-pooling, then a linear head (6,090 weights at the defaults).
+
+    A convolution applies the same small kernel at every position: it assumes that nearby pixels
+    belong together and that a pattern means the same anywhere in the image, the two assumptions a
+    ViT does without. (B, C, 8, 8) -> (B, c1, 4, 4) -> (B, c2, 2, 2) -> logits (B, K).
+    """
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, channels: tuple[int, int] = (16, 32), image_size: int = 8):
+        super().__init__()
+        c1, c2 = channels
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        self.head = nn.Linear(c2 * (image_size // 4) ** 2, num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(images).flatten(1))
+
+
+def logistic_regression_accuracy(train: ImageSplit, test: ImageSplit, C: float = 1.0) -> float:
+    """Test accuracy of scikit-learn's multinomial logistic regression on the raw pixels (64 numbers per image).
+
+    No notion of images at all: one weight per pixel and class. L-BFGS to convergence, deterministic.
+    The fit runs on one BLAS thread: on a busy 2-core machine OpenBLAS's second thread, waiting for
+    work, multiplied the CPU time of these small fits by 25 (the result is the same).
+    """
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        classifier = LogisticRegression(C=C, max_iter=5000)
+        classifier.fit(train.images.flatten(1).numpy(), train.labels.numpy())
+        predicted = classifier.predict(test.images.flatten(1).numpy())
+    return float((predicted == test.labels.numpy()).mean())

@@ -1,10 +1,13 @@
 """The Vision Transformer's pieces: patches, the patch embedding as a convolution, shapes, the data."""
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from course.vit import PatchEmbedding, VisionTransformer, accuracy, load_digits, patchify, train_vit
+from course.vit import (PatchEmbedding, SmallCNN, VisionTransformer, accuracy, load_digits, logistic_regression_accuracy,
+                        patchify, subsample, train_classifier, train_together, train_vit)
 
 
 def test_patchify_order_is_row_major_patches_of_channel_row_column():
@@ -59,6 +62,45 @@ def test_a_few_epochs_learn_something():
     torch.manual_seed(0)
     train, test = load_digits()
     model = VisionTransformer(d_model=32, num_layers=1, d_ff=64)
-    history = train_vit(model, train, epochs=6, test=test)
-    assert history["loss"][-1] < history["loss"][0]
+    history = train_vit(model, train, epochs=6)
+    assert len(history["loss"]) == 6 and history["loss"][-1] < history["loss"][0]
     assert accuracy(model, test) > 0.4  # ten classes: chance is 0.1
+
+
+def test_subsample_is_stratified_seeded_and_a_subset():
+    train, _ = load_digits()
+    small = subsample(train, 0.1, seed=3)
+    assert torch.equal(small.labels, subsample(train, 0.1, seed=3).labels)
+    assert not torch.equal(small.images, subsample(train, 0.1, seed=4).images)
+    assert abs(len(small.labels) - 0.1 * len(train.labels)) <= 10
+    for digit in range(10):
+        assert abs((small.labels == digit).float().mean() - (train.labels == digit).float().mean()) < 0.02
+    flat = train.images.flatten(1)
+    assert all((flat == image).all(1).any() for image in small.images.flatten(1))
+    assert subsample(train, 1.0, seed=0) is train
+
+
+def test_train_together_gives_each_model_its_own_updates():
+    """Three models trained at once (vmap) end where three separate runs of train_classifier end."""
+    torch.manual_seed(0)
+    train, _ = load_digits()
+    splits = [subsample(train, 0.1, seed=0), subsample(train, 0.3, seed=1), train]
+    together = [SmallCNN(channels=(4, 8)) for _ in range(3)]
+    alone = [copy.deepcopy(model) for model in together]
+    losses = train_together(together, splits, steps=15, seeds=[0, 1, 2])
+    for model, copy_, split, seed, loss in zip(together, alone, splits, range(3), losses):
+        expected = train_classifier(copy_, split, steps=15, seed=seed)
+        torch.testing.assert_close(loss, torch.tensor(expected), rtol=1e-4, atol=1e-5)
+        for a, b in zip(model.parameters(), copy_.parameters()):
+            torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_small_cnn_shapes_and_size():
+    model = SmallCNN()
+    assert model(torch.rand(3, 1, 8, 8)).shape == (3, 10)
+    assert sum(p.numel() for p in model.parameters()) == 6090
+
+
+def test_logistic_regression_baseline_is_far_above_chance():
+    train, test = load_digits()
+    assert logistic_regression_accuracy(subsample(train, 0.25, seed=0), test) > 0.8
