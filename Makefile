@@ -48,7 +48,7 @@ yaml.safe_dump(config, open(f"{out}/_config.yml", "w"))
 endef
 export ONE_CHAPTER_BOOK
 
-.PHONY: help setup book test release clean clean-grading
+.PHONY: help setup book test release student-kit clean clean-grading
 
 help:
 	@echo "make setup    create .venv and install requirements.txt (once; again when it changes);"
@@ -60,6 +60,9 @@ help:
 	@echo "             (links to other chapters are left unresolved; the execution cache is shared with the whole book)"
 	@echo "make test     set up, then run the test suite (ARGS=\"-k ch03 -x\" passes arguments to pytest)"
 	@echo "make release  regenerate the student versions in exercises/ (nbgrader) and the chapter notebooks for Colab"
+	@echo "make student-kit"
+	@echo "             the student kit: _build/student-kit/ and _build/student-kit.zip (student versions, course"
+	@echo "             without the answers, data, the self-check; no solutions, hidden tests or rubrics)"
 	@echo "make clean    remove the build outputs in _build/ (the website, execution cache, claims register);"
 	@echo "             keeps .venv and everything in _grading/"
 	@echo "make clean-grading CONFIRM=yes"
@@ -124,6 +127,9 @@ release: setup
 	$(BIN)/python -m course.notebooks
 
 # The build outputs only: _grading/ holds the instructor's gradebook, class list, submissions and grades.
+student-kit: setup
+	$(BIN)/python -m grading kit
+
 clean:
 	rm -rf _build
 
