@@ -17,6 +17,7 @@ For a fair comparison, every model of chapters 1, 2 and 6 trains on the same dat
 budget (:data:`BUDGET`: steps, batch size, learning rate, seed).
 """
 
+import functools
 import random
 import time
 from collections import defaultdict
@@ -30,8 +31,8 @@ from course.seq2seq_data import PAD, Vocabulary, make_batch
 # One training budget per profile: "book" executes in the website build on a 2-core CPU,
 # "full" (COURSE_PROFILE=full) trains longer, for numbers closer to convergence.
 BUDGET = {
-    "book": dict(steps=300, batch_size=64, lr=3e-3, seed=0),
-    "full": dict(steps=3000, batch_size=64, lr=2e-3, seed=0),
+    "book": dict(steps=300, batch_size=64, lr=3e-3, seed=course.SEED),
+    "full": dict(steps=3000, batch_size=64, lr=2e-3, seed=course.SEED),
 }[course.PROFILE]
 
 # The sizes of chapters 1-2's models (embedding width, decoder state width), the same for every model.
@@ -46,18 +47,25 @@ LENGTH_TASK = {
     "full": dict(n=60_000, min_len=3, max_len=48, seed=0),
 }[course.PROFILE]
 
-# Copying long strings (chapter 6): lengths uniform in [min_len, max_len], at least 64 characters.
+# Copying long strings (chapter 6): lengths uniform in [min_len, max_len].
 COPY_TASK = {
-    "book": dict(n=4_000, min_len=64, max_len=72, seed=0),
+    "book": dict(n=4_000, min_len=24, max_len=32, seed=0),
     "full": dict(n=20_000, min_len=64, max_len=96, seed=0),
 }[course.PROFILE]
 
-# Its budget: the transformer trains for ``steps``; the RNN gets the same wall-clock time, and both
-# lower their learning rate over their budget (``decay``). Exact match on the test set is measured
-# after each number of steps in ``evaluate_at``.
+# Chapter 6's comparison of the RNN with attention and the transformer: every run has a fixed
+# number of steps, its learning rate falls linearly to a tenth over them (``decay``), and its exact
+# match on the first ``test_size`` test pairs is measured every ``evaluate_every`` steps.
+# Reversal: every model trains ``steps``; the transformer also ``long_steps`` (for the step count
+# the RNN's training time buys it, and to see its loss flatten).
+REVERSAL_BUDGET = {
+    "book": dict(steps=300, long_steps=600, batch_size=32, lr=3e-3, decay=True, evaluate_every=50, test_size=200),
+    "full": dict(steps=3000, long_steps=6000, batch_size=64, lr=2e-3, decay=True, evaluate_every=250, test_size=1000),
+}[course.PROFILE]
+# Copying: both models train ``steps``.
 COPY_BUDGET = {
-    "book": dict(steps=400, batch_size=16, lr=3e-3, seed=0, decay=True, evaluate_at=(100, 200, 300, 400)),
-    "full": dict(steps=3000, batch_size=32, lr=2e-3, seed=0, decay=True, evaluate_at=(300, 1200, 3000)),
+    "book": dict(steps=400, batch_size=16, lr=3e-3, decay=True, evaluate_every=50, test_size=100),
+    "full": dict(steps=3000, batch_size=32, lr=2e-3, decay=True, evaluate_every=250, test_size=500),
 }[course.PROFILE]
 
 # The date task: number of (written date, ISO date) pairs before the 80/10/10 split.
@@ -72,19 +80,20 @@ def sequence_loss(logits: torch.Tensor, tgt_out: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt_out.reshape(-1), ignore_index=PAD)
 
 
-def decayed_rate(lr: float, step: int, steps: int, seconds: float = 0.0, max_seconds: float | None = None) -> float:
-    """``lr`` lowered linearly to ``lr / 10`` as the budget is used up: the steps, or the seconds where that is further."""
-    used = step / steps
-    if max_seconds is not None:
-        used = max(used, seconds / max_seconds)
-    return lr * (1 - 0.9 * min(1.0, used))
+def decayed_rate(lr: float, step: int, steps: int) -> float:
+    """``lr`` lowered linearly to ``lr / 10`` over ``steps`` steps (``step`` counts from 0)."""
+    return lr * (1 - 0.9 * min(1.0, step / steps))
 
 
 def train_seq2seq(model, train_pairs, source_vocab: Vocabulary, target_vocab: Vocabulary, steps: int,
                   batch_size: int = 64, lr: float = 3e-3, seed: int = 0, clip_norm: float = 1.0,
-                  device=None, progress: bool = False, evaluate=None, evaluate_at=(),
-                  max_seconds: float | None = None, decay: bool = False) -> dict:
+                  device=None, progress: bool = False, evaluate=None, evaluate_at=(), decay: bool = False) -> dict:
     """Train ``model`` with teacher forcing, Adam and gradient clipping, for ``steps`` random batches.
+
+    What it learns depends only on the initial weights, ``seed`` and the step count (and torch's
+    thread count, which the caller fixes, e.g. with ``course.training_setup``): there is no budget
+    in seconds. Without ``decay`` the first k steps of a longer run are exactly a k-step run, so the
+    evaluations of one run give the model at every step count in ``evaluate_at``.
 
     Args:
         model: a seq2seq model (interface in the module docstring); trained in place.
@@ -99,12 +108,8 @@ def train_seq2seq(model, train_pairs, source_vocab: Vocabulary, target_vocab: Vo
         evaluate, evaluate_at: ``evaluate(model) -> float`` is called (in eval mode) after each
             number of steps in ``evaluate_at``, and after the last step; its time is not counted
             in ``seconds``.
-        max_seconds: stop after the first step that brings the training time (evaluations not
-            counted) to this many seconds, even if fewer than ``steps`` were taken: a wall-clock
-            budget, for comparing models at equal training time.
-        decay: lower the learning rate linearly from ``lr`` to ``lr / 10`` over the budget, by
-            whichever is further used up, the steps or ``max_seconds``: so a model stopped by the
-            clock ends its schedule too. Without it the rate stays ``lr``.
+        decay: lower the learning rate linearly from ``lr`` to ``lr / 10`` over the ``steps``
+            (:func:`decayed_rate`). Without it the rate stays ``lr``.
 
     Returns:
         ``{"loss": [mean token cross-entropy at each step], "seconds": wall time of the training,
@@ -130,46 +135,19 @@ def train_seq2seq(model, train_pairs, source_vocab: Vocabulary, target_vocab: Vo
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
         if decay:
-            seconds = time.perf_counter() - start - evaluation_seconds
             for group in optimizer.param_groups:
-                group["lr"] = decayed_rate(lr, step, steps, seconds, max_seconds)
+                group["lr"] = decayed_rate(lr, step, steps)
         optimizer.step()
         losses.append(loss.item())
-        out_of_time = max_seconds is not None and time.perf_counter() - start - evaluation_seconds >= max_seconds
-        if evaluate is not None and (step + 1 in evaluate_at or step + 1 == steps or out_of_time):
+        if evaluate is not None and (step + 1 in evaluate_at or step + 1 == steps):
             evaluation_start = time.perf_counter()
             model.eval()
             evaluations[step + 1] = evaluate(model)
             model.train()
             evaluation_seconds += time.perf_counter() - evaluation_start
-        if out_of_time:
-            break
     model.eval()
     return {"loss": losses, "seconds": time.perf_counter() - start - evaluation_seconds, "steps": len(losses),
             "evaluations": evaluations}
-
-
-def fastest_threads(models, train_pairs, source_vocab: Vocabulary, target_vocab: Vocabulary, batch_size: int = 64,
-                    choices=(1, 2), steps: int = 3) -> int:
-    """The number of torch threads, of ``choices``, with which training steps of ``models`` take the least time; it is set.
-
-    Each count is timed on ``steps`` training steps (:func:`train_seq2seq`) of a copy of every model,
-    after one untimed step: on a quiet machine a second thread helps even small models, on a busy
-    one it can cost more than it saves, so it is measured, not assumed. The models are not changed.
-    """
-    import copy
-
-    seconds = {}
-    for threads in choices:
-        torch.set_num_threads(threads)
-        seconds[threads] = 0.0
-        for model in models:
-            probe = copy.deepcopy(model)
-            train_seq2seq(probe, train_pairs, source_vocab, target_vocab, steps=1, batch_size=batch_size)  # warm-up
-            seconds[threads] += train_seq2seq(probe, train_pairs, source_vocab, target_vocab, steps=steps, batch_size=batch_size)["seconds"]
-    best = min(seconds, key=seconds.get)
-    torch.set_num_threads(best)
-    return best
 
 
 def predict(model, sources: list[str], source_vocab: Vocabulary, target_vocab: Vocabulary, max_len: int,
@@ -230,3 +208,110 @@ def build_and_train(make_model, task, budget: dict | None = None, **model_option
     model = make_model(len(task.source_vocab), len(task.target_vocab), **model_options)
     history = train_seq2seq(model, task.splits["train"], task.source_vocab, task.target_vocab, **budget)
     return model, history
+
+
+# ---- Chapter 6: the RNN with attention against the transformer, over seeds, in parallel workers ----
+
+CHAPTER6_MODELS = ("RNN + attention", "transformer", "transformer, positions from the end")
+
+
+def chapter6_model(name: str, vocabulary_size: int):
+    """Chapter 6's models, built with torch's current seed: chapter 2's RNN with attention, or the
+    2-block encoder-decoder transformer, with its source positions counted from the start or the end."""
+    from course.rnn import attention_model
+    from course.transformer import EncoderDecoderTransformer
+
+    if name == "RNN + attention":
+        return attention_model(vocabulary_size, vocabulary_size)
+    if name in ("transformer", "transformer, positions from the end"):
+        return EncoderDecoderTransformer(vocabulary_size, vocabulary_size, d_model=64, num_heads=4, num_layers=2,
+                                         d_ff=128, max_len=128, source_positions="end" if name.endswith("end") else "start")
+    raise ValueError(f"unknown model {name!r}; one of {CHAPTER6_MODELS}")
+
+
+@functools.lru_cache(maxsize=None)
+def chapter6_task(name: str):
+    """``"reversal"`` (:data:`LENGTH_TASK`) or ``"copy"`` (:data:`COPY_TASK`), built once per process."""
+    from course.seq2seq_data import copy_task, reversal_task
+
+    if name == "reversal":
+        return reversal_task(**LENGTH_TASK)
+    if name == "copy":
+        return copy_task(**COPY_TASK)
+    raise ValueError(f"unknown task {name!r}")
+
+
+def train_run(task: str, model: str, seed_offset: int, steps: int, batch_size: int, lr: float, decay: bool = False,
+              evaluate_every: int = 50, test_size: int = 200, by_length: bool = False, weights: bool = False) -> dict:
+    """Train one of chapter 6's models on one of its tasks, from seed ``course.SEED + seed_offset``.
+
+    Sets torch to ``course.TRAIN_THREADS`` threads and seeds it (``course.training_setup``), builds
+    the model, trains it (:func:`train_seq2seq`, the same seed for the batch order) and measures the
+    exact match on the first ``test_size`` test pairs every ``evaluate_every`` steps. So the result
+    depends only on the arguments, ``course.SEED`` and ``course.TRAIN_THREADS``, not on which process
+    runs it or when. Returns :func:`train_seq2seq`'s history plus ``task``, ``model``, ``seed``, the
+    exact match by length on the whole test set (``by_length``) and the trained weights (``weights``).
+    """
+    seed = course.training_setup(seed_offset)
+    data = chapter6_task(task)
+    network = chapter6_model(model, len(data.source_vocab))
+    test = data.splits["test"][:test_size]
+
+    def evaluate(trained) -> float:
+        return exact_match(trained, test, data.source_vocab, data.target_vocab)
+
+    run = train_seq2seq(network, data.splits["train"], data.source_vocab, data.target_vocab, steps=steps,
+                        batch_size=batch_size, lr=lr, seed=seed, decay=decay, evaluate=evaluate,
+                        evaluate_at=range(evaluate_every, steps + 1, evaluate_every))
+    run.update(task=task, model=model, seed=seed)
+    if by_length:
+        run["by_length"] = exact_match_by_length(network, data.splits["test"], data.source_vocab, data.target_vocab)
+    if weights:
+        run["weights"] = network.state_dict()
+    return run
+
+
+def _train_run(arguments: dict) -> dict:
+    return train_run(**arguments)
+
+
+def train_runs(runs: list[dict], workers: int = 2) -> list[dict]:
+    """:func:`train_run` for each dict of arguments, in ``workers`` fresh processes; results in order.
+
+    Each run sets its own seed and thread count, so the results are those of running them one after
+    the other in this process; only the wall time changes. Put the longest runs first.
+    """
+    if workers <= 1:
+        return [train_run(**arguments) for arguments in runs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(_train_run, runs))
+
+
+def median_step_seconds(models: dict, task, batch_size: int, repeats: int = 7, seed: int = 0) -> dict:
+    """Median time of one training step (forward, backward, Adam) of each model: {name: seconds}.
+
+    The models are timed in turn, interleaved (A, B, A, B, ...), on the same batches, after one
+    untimed step each, so that both see the same machine load; the median of ``repeats`` discards
+    the steps a busy moment slowed down. Copies of the models are trained; the models are not changed.
+    """
+    import copy
+    import statistics
+
+    probes = {name: copy.deepcopy(model).train() for name, model in models.items()}
+    optimizers = {name: torch.optim.Adam(probe.parameters(), lr=1e-3) for name, probe in probes.items()}
+    rng = random.Random(seed)
+    seconds = {name: [] for name in models}
+    for repeat in range(repeats + 1):
+        batch = make_batch(rng.sample(task.splits["train"], batch_size), task.source_vocab, task.target_vocab)
+        for name, probe in probes.items():
+            start = time.perf_counter()
+            loss = sequence_loss(probe(batch.src, batch.src_lengths, batch.tgt_in), batch.tgt_out)
+            optimizers[name].zero_grad(set_to_none=True)
+            loss.backward()
+            optimizers[name].step()
+            if repeat > 0:
+                seconds[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in seconds.items()}

@@ -140,27 +140,35 @@ def test_batch_shapes_and_special_tokens():
     assert (PAD, BOS, EOS) == (0, 1, 2)
 
 
-def test_fastest_threads_picks_a_count_sets_it_and_leaves_the_models_unchanged():
-    from course.rnn import attention_model
-    from course.seq2seq_training import fastest_threads
-
-    task = reversal_task(n=200, min_len=3, max_len=8, seed=0)
-    model = attention_model(len(task.source_vocab), len(task.target_vocab), embed_dim=8, hidden_size=8, attention_size=8)
-    before = {name: value.clone() for name, value in model.state_dict().items()}
-    previous = torch.get_num_threads()
-    try:
-        threads = fastest_threads([model], task.splits["train"], task.source_vocab, task.target_vocab, batch_size=8, steps=1)
-        assert threads in (1, 2) and torch.get_num_threads() == threads
-    finally:
-        torch.set_num_threads(previous)
-    assert all(torch.equal(before[name], value) for name, value in model.state_dict().items())
-
-
-def test_the_decayed_rate_falls_to_a_tenth_over_the_steps_or_the_clock():
+def test_the_decayed_rate_falls_to_a_tenth_over_the_steps():
     from course.seq2seq_training import decayed_rate
 
     assert decayed_rate(1.0, 0, 100) == 1.0
     assert abs(decayed_rate(1.0, 50, 100) - 0.55) < 1e-12
     assert abs(decayed_rate(1.0, 100, 100) - 0.1) < 1e-12
-    assert abs(decayed_rate(1.0, 10, 100, seconds=30, max_seconds=60) - 0.55) < 1e-12  # the clock is further used up
-    assert abs(decayed_rate(1.0, 10, 100, seconds=90, max_seconds=60) - 0.1) < 1e-12  # never below a tenth
+    assert abs(decayed_rate(1.0, 150, 100) - 0.1) < 1e-12  # never below a tenth
+
+
+def test_median_step_seconds_times_copies_and_leaves_the_models_unchanged():
+    from course.rnn import attention_model
+    from course.seq2seq_training import median_step_seconds
+
+    task = reversal_task(n=200, min_len=3, max_len=8, seed=0)
+    model = attention_model(len(task.source_vocab), len(task.target_vocab), embed_dim=8, hidden_size=8, attention_size=8)
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    seconds = median_step_seconds({"a": model, "b": model}, task, batch_size=8, repeats=3)
+    assert set(seconds) == {"a", "b"} and all(s > 0 for s in seconds.values())
+    assert all(torch.equal(before[name], value) for name, value in model.state_dict().items())
+
+
+def test_chapter6_runs_give_the_same_results_in_worker_processes_as_in_this_one():
+    """Chapter 6 trains its seeds in two spawned processes: a result must depend on its arguments only."""
+    from course.seq2seq_training import train_runs
+
+    runs = [dict(task="reversal", model=name, seed_offset=offset, steps=3, batch_size=4, lr=3e-3,
+                 evaluate_every=3, test_size=4) for name, offset in (("transformer", 0), ("RNN + attention", 1))]
+    here = train_runs(runs, workers=1)
+    there = train_runs(runs, workers=2)
+    for a, b in zip(here, there):
+        assert a["loss"] == b["loss"] and a["evaluations"] == b["evaluations"] and a["model"] == b["model"]
+    assert here[0]["loss"] != here[1]["loss"]
