@@ -213,8 +213,6 @@ def test_every_allowed_phrase_is_still_in_its_chapter_and_says_why():
         assert entry["phrase"] in " ".join(texts[entry["chapter"]].split()), f"not in {entry['chapter']}: {entry['phrase']!r}"
 
 
-@pytest.mark.xfail(strict=False, reason="issue 21 item 5: the chapters still type measured-looking numbers; "
-                                        "their owners glue them or list them in tests/prose_numbers_allowed.yaml")
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=[path.stem for path in CHAPTERS])
 def test_chapter_prose_types_no_measured_number_that_is_not_glued_or_listed(chapter):
     found = flagged(chapter)
