@@ -357,18 +357,29 @@ for case, (head_dim, seed) in enumerate(((1, 31), (8, 32), (128, 33), (512, 34))
 # Unscaled, the scores spread further apart as heads widen, and the softmax turns large gaps into
 # nearly one-hot weights: the mean largest weight goes from about 0.29 at $D_h = 4$ to about 0.9 at
 # 256 and 0.95 at 1024, while scaled it stays near 0.1 at every width. A saturated softmax has a
-# Jacobian near zero ($\mathrm{diag}(p) - pp^\top \to 0$ as $p$ becomes one-hot), so the gradient
-# reaching the scores shrinks about tenfold between $D_h = 4$ and 1024 unscaled and does not change
-# scaled. Training without the scale would start with heads that each attend to one arbitrary key
-# and learn slowly to move that attention: dividing by $\sqrt{D_h}$ keeps the scores at unit variance
-# at initialisation, whatever the width.
+# Jacobian near zero ($\mathrm{diag}(p) - pp^\top \to 0$ as $p$ becomes one-hot), so the mean
+# gradient reaching the scores shrinks about tenfold between $D_h = 4$ and 1024 unscaled and does
+# not change scaled. That is the gradient at the scores; what trains are the parameters. The gradient at
+# a query is $\sum_j (\partial L/\partial e_j)\,k_j$ (divided by $\sqrt{D_h}$ when scaled), and unscaled
+# the keys enter $\sqrt{D_h}$ times larger, so averaged over queries the gradient at $q$, and at $W_q$,
+# can even be larger without the scale: the few queries whose two best keys score almost alike get
+# large gradients. What the missing scale does is leave *most* queries with almost none (chapter 3
+# measures it: the median gradient at $q$ falls by orders of magnitude and about half the queries get
+# almost none, while the mean rises). Training without the scale would start with heads in which most
+# queries attend to one arbitrary key and pass back almost no gradient, so $W_q$ and $W_k$ learn from a
+# few queries only, and the wider the heads the worse: dividing by $\sqrt{D_h}$ keeps the scores at
+# unit variance at initialisation, whatever the width.
 #
 # **Rubric (2 points).**
 # - 1 point: the variance argument (sum of $D_h$ unit-variance products: std $\sqrt{D_h}$) and the
 #   measured effect on the weights (nearly one-hot unscaled, flat and width-independent scaled) with
 #   numbers from the table.
-# - 1 point: the consequence for learning: saturated softmax, vanishing gradient to the scores (with the
-#   measured drop), so slow or stuck training; the scale keeps unit variance at any width.
+# - 1 point: the consequence for learning: a saturated softmax passes almost no gradient back for most
+#   queries (the measured drop at the scores, from the table), so most queries, and the $W_q$, $W_k$
+#   they would train, learn slowly or not at all; the scale keeps unit variance at any width.
+#   Mentioning that an average gradient at the parameters can be larger unscaled is not required; an
+#   answer that says the scale is needed because the *average* gradient of the parameters vanishes
+#   earns half this point (chapter 3 shows it does not).
 # - The prediction itself earns nothing and loses nothing: a wrong prediction with a right explanation
 #   earns both points. 0 for a part only restating numbers without a reason.
 # ### END SOLUTION
