@@ -217,6 +217,8 @@ class Claims:
         if glue:
             from myst_nb import glue as myst_glue
 
+            if hasattr(value, "item"):  # a numpy or torch scalar: glue the Python number, which MyST formats
+                value = value.item()
             myst_glue(name, value, display=False)
         if not record["holds"]:
             failure = ClaimFailure(record)
