@@ -216,7 +216,9 @@ def bwrap_command(kernel_cmd: list[str], scratch: Path, course_root: Path, extra
         from grading.student_build import ALL_ANSWERS, student_course
 
         course_package = student_course(ALL_ANSWERS)
-    command = [bwrap_path()]
+    # /tmp is the kernel's own empty tmpfs, mounted first so that what is bound below it (a repository, its
+    # venv or a course folder that lives in /tmp) is bound into it rather than hidden by it
+    command = [bwrap_path(), "--tmpfs", "/tmp"]
     exposed = exposed_paths()
     for path in exposed:
         command += _bind_read_only(path)
@@ -233,7 +235,6 @@ def bwrap_command(kernel_cmd: list[str], scratch: Path, course_root: Path, extra
     hidden = [path for path in hidden_paths(course_root, extra_hidden) if any(e == path or e in path.parents for e in exposed)]
     for path in hidden:
         command += ["--tmpfs", str(path)]
-    command += ["--tmpfs", "/tmp"]  # before what is bound below it (a repository or course folder in /tmp)
     command += ["--ro-bind", str(course_package), str(REPO / "course")]
     if (REPO / "data").is_dir():
         command += ["--ro-bind", str(REPO / "data"), str(REPO / "data")]
