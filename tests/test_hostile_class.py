@@ -502,7 +502,10 @@ def test_the_grader_never_unpickles_and_says_which_result_differs(graded_class):
                 for o in c.outputs if o.output_type == "error"]
 
     faked = errors("fake_reports", "masked_softmax_hidden")
-    assert faked and faked[0].ename in ("ResultDiffers", "ResultMissing") and "masked_softmax/hidden/" in faked[0].evalue, faked
+    # replacing `report` is caught before any result is compared (issue 22 item 4: escaping the checks counts as a
+    # forbidden call); a fake that got through would be named by the result it differs in
+    assert faked and (faked[0].ename == "ForbiddenCall" and "rebinds report" in faked[0].evalue
+                      or faked[0].ename in ("ResultDiffers", "ResultMissing") and "masked_softmax/hidden/" in faked[0].evalue), faked
     silenced = errors("silences_report", "masked_softmax_hidden")
     assert silenced and silenced[0].ename == "ResultMissing", silenced
     assert errors("reads_frames", "masks_hidden") == [], "right work keeps its points"
