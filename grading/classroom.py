@@ -46,6 +46,7 @@ class Outcome:
     max_score: float | None = None
     review: list[str] = field(default_factory=list)
     by_hand: list[str] = field(default_factory=list)  # written answers waiting for a person's score
+    unlisted: bool = False  # not on the class list the gradebook held before grading (nbgrader adds them silently)
 
 
 def course_settings(course: Path) -> dict:
@@ -96,18 +97,22 @@ def _reasons_from_log(log: str) -> dict[str, str]:
     return reasons
 
 
-def grade_class(assignment: str, course: Path = Path("."), force: bool = False, students: list[str] | None = None) -> list[Outcome]:
+def grade_class(assignment: str, course: Path = Path("."), force: bool = False, students: list[str] | None = None,
+                class_list: bool = True) -> list[Outcome]:
+    """Grade every submission of ``assignment`` in ``course``. ``class_list``: mark the students the gradebook
+    did not list before grading (``nbgrader db student import``), whom nbgrader would grade without a word."""
     course = course.resolve()
     settings = course_settings(course)
     submitted = course / settings["submitted_directory"]
     if not submitted.is_dir():
         raise SystemExit(f"no submissions: {submitted} does not exist")
+    listed = _class_list(settings["db_url"]) if class_list else None
     outcomes: dict[str, Outcome] = {}
     for folder in sorted(submitted.glob(f"*/{assignment}")):
         student = folder.parent.name
         if students and student not in students:
             continue
-        outcome = outcomes[student] = Outcome(student)
+        outcome = outcomes[student] = Outcome(student, unlisted=listed is not None and student not in listed)
         notebooks = sorted(folder.glob("*.ipynb"))
         problems = [problem for problem in map(precheck, notebooks) if problem] or ([] if notebooks else ["no notebook submitted"])
         outcome.reason = "; ".join(problems)
@@ -165,6 +170,17 @@ def _graded_in_gradebook(db_url: str, assignment: str, students: list[str]) -> s
     return found
 
 
+def _class_list(db_url: str) -> set[str]:
+    """The students of the class list imported into the gradebook: those with a name or an email. nbgrader adds
+    a student it grades without either (``Autograde.create_student``), so being in the gradebook is not enough."""
+    from nbgrader.api import Gradebook
+
+    if db_url.startswith("sqlite:///") and not Path(db_url.removeprefix("sqlite:///")).exists():
+        return set()
+    with Gradebook(db_url) as gradebook:
+        return {student.id for student in gradebook.students if student.first_name or student.last_name or student.email}
+
+
 def _all_students(submitted: Path, assignment: str) -> set[str]:
     return {folder.parent.name for folder in submitted.glob(f"*/{assignment}")}
 
@@ -203,16 +219,44 @@ def print_outcomes(assignment: str, outcomes: list[Outcome]) -> None:
                 line += "  REVIEW: " + " | ".join(outcome.review)
         else:
             line = f"  {outcome.student}: NOT GRADED: {outcome.reason}"
+        if outcome.unlisted:
+            line += "  NOT ON THE CLASS LIST"
         print(line)
+    unlisted = sorted(o.student for o in outcomes if o.unlisted)
+    if unlisted:
+        print(f"WARNING: {len(unlisted)} submission(s) from students not on the class list: {', '.join(unlisted)}. "
+              "A misspelt folder name, or a student to add to _grading/students.csv and import again "
+              "(nbgrader db student import _grading/students.csv); nbgrader has added them to the gradebook without names.")
 
 
 # ---------------------------------------------------------------- a student's own check
 
 
-def self_check(notebook_path: Path, assignment: str | None = None) -> list[Outcome]:
-    """Grade one notebook in a temporary course, with the course's settings; print what the grader would say."""
+UNSANDBOXED = (
+    "bubblewrap is not installed here (it never is on macOS or Windows): your notebook runs unsandboxed, as a\n"
+    "plain Jupyter kernel of this Python. The tests, points and verdicts are the grader's; only the grader's\n"
+    "protection of itself from the notebook is missing, which a check of your own work does not need."
+)
+LOG_LINES_SHOWN = 40
+
+
+def points(value: float) -> str:
+    return f"{value:g} point" + ("" if value == 1 else "s")
+
+
+def self_check(notebook_path: Path, assignment: str | None = None, sandbox: bool | None = None) -> list[Outcome]:
+    """Grade one notebook in a temporary course, with the course's settings; print what the grader would say.
+
+    ``sandbox``: run the notebook in the grader's bubblewrap sandbox (default: where ``bwrap`` is
+    installed). Without it the kernel is an ordinary one, and the verdicts are reached the same way
+    (the hidden tests' results compared outside the kernel with the reference run's).
+    """
     notebook_path = notebook_path.resolve()
     assignment = assignment or notebook_path.stem
+    if sandbox is None:
+        sandbox = shutil.which("bwrap") is not None
+    if not sandbox:
+        print(UNSANDBOXED + "\n", flush=True)
     with tempfile.TemporaryDirectory(prefix="self-check-") as workdir:
         course = Path(workdir) / "course"
         course.mkdir()
@@ -221,6 +265,7 @@ def self_check(notebook_path: Path, assignment: str | None = None) -> list[Outco
             "c.CourseDirectory.course_id = 'self-check'\nconfigure_grading(c)\n"
             # the reference run of each assignment, kept between self-checks (keyed by the source's hash)
             f"c.ReferenceReports.cache_directory = {str(REPO / '_grading' / 'reference_reports')!r}\n"
+            + ("" if sandbox else "c.SandboxedKernelManager.sandbox = False\n")
         )
         if (SOLUTIONS / f"{assignment}.py").exists():
             write_nbgrader_source(assignment, course / "source")
@@ -234,11 +279,31 @@ def self_check(notebook_path: Path, assignment: str | None = None) -> list[Outco
         target = course / "submitted" / "me" / assignment / f"{assignment}.ipynb"
         target.parent.mkdir(parents=True)
         shutil.copy(notebook_path, target)
-        outcomes = grade_class(assignment, course)
-        print(f"Self-check of {notebook_path.name} as the grader runs it ({hidden}):")
+        outcomes = grade_class(assignment, course, class_list=False)
+        print(f"Self-check of {notebook_path.name} as the grader runs it ({hidden}"
+              f"{'' if sandbox else ', unsandboxed'}):")
         _print_cells(course, assignment)
         print_outcomes(assignment, outcomes)
+        if not all(outcome.graded for outcome in outcomes):
+            _show_log(course, notebook_path)
     return outcomes
+
+
+def _show_log(course: Path, notebook_path: Path) -> None:
+    """nbgrader's log of a self-check that did not grade: its end printed, all of it kept beside the notebook."""
+    logs = sorted((course / "logs").glob("autograde-*.log"))
+    if not logs:
+        return
+    text = "\n".join(path.read_text(errors="replace") for path in logs)
+    kept = notebook_path.with_name(notebook_path.stem + ".self-check.log")
+    try:
+        kept.write_text(text)
+        where = f"all of it is in {kept}"
+    except OSError:
+        where = "it could not be kept (the notebook's folder is not writable)"
+    lines = text.rstrip().splitlines()
+    print(f"\nThe end of nbgrader's log ({where}):")
+    print("\n".join(lines[-LOG_LINES_SHOWN:]))
 
 
 def _print_cells(course: Path, assignment: str) -> None:
@@ -254,12 +319,12 @@ def _print_cells(course: Path, assignment: str) -> None:
         if not meta.get("grade"):
             continue
         if cell.cell_type == "markdown":  # a written answer: no test runs on it
-            print(f"  {meta['grade_id']} ({meta.get('points', 0):g} points): a written answer, graded by your instructor")
+            print(f"  {meta['grade_id']} ({points(meta.get('points', 0))}): a written answer, graded by your instructor")
             continue
         cell, _ = hider.preprocess_cell(cell, {}, index)
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-        status = "failed: " + hide_paths(f"{errors[0].ename}: {errors[0].evalue}")[:300] if errors else "passed"
-        print(f"  {meta['grade_id']} ({meta.get('points', 0):g} points): {status}")
+        status = "failed: " + hide_paths(f"{errors[0].ename}: {errors[0].evalue}") if errors else "passed"
+        print(f"  {meta['grade_id']} ({points(meta.get('points', 0))}): {status}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -276,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("check", help="grade your own notebook exactly as the grader will")
     check.add_argument("notebook", type=Path)
     check.add_argument("--assignment", help="default: the notebook's file name")
+    check.add_argument("--no-sandbox", action="store_true",
+                       help="run the notebook as a plain kernel even where bubblewrap is installed (the default without it)")
     args = parser.parse_args(argv)
     if args.command == "release":
         from grading.assignments import assignment_names
@@ -284,10 +351,17 @@ def main(argv: list[str] | None = None) -> int:
         release_assignments(args.assignments or assignment_names())
         return 0
     if args.command == "class":
+        from grading.sandbox import SandboxUnavailable, bwrap_path
+
+        try:  # a class is graded in the sandbox only (the self-check may run without it: a student's own notebook)
+            bwrap_path()
+        except SandboxUnavailable as error:
+            print(f"not grading {args.assignment}: {error}", file=sys.stderr)
+            return 2
         outcomes = grade_class(args.assignment, Path(os.getcwd()), force=args.force, students=args.student)
         print_outcomes(args.assignment, outcomes)
         return 0 if all(o.graded for o in outcomes) else 1
-    outcomes = self_check(args.notebook, args.assignment)
+    outcomes = self_check(args.notebook, args.assignment, sandbox=False if args.no_sandbox else None)
     return 0 if all(o.graded for o in outcomes) else 1
 
 

@@ -37,6 +37,7 @@ import warnings
 from pathlib import Path
 
 import nbformat
+import nbgrader
 
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
@@ -56,12 +57,17 @@ from nbgrader.preprocessors import (
     SaveAutoGrades,
 )
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
-from traitlets import Bool, Integer, Unicode
+from nbconvert.utils.base import NbConvertBase
+from traitlets import Bool, Integer, List, Unicode
 
 from course.channel import FORBIDDEN_MARKER
 from grading import integrity, reports
 from grading.assignments import NBGRADER_SCHEMA_VERSION, SETUP_GRADE_ID
 from grading.sandbox import REPO, REPORTS_FOLDER, SandboxedKernelManager
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+NBGRADER_TEMPLATES = Path(nbgrader.__file__).resolve().parent / "server_extensions" / "formgrader" / "templates"
+MATHJAX = REPO / "_extra" / "mathjax"  # MathJax 3, served with the website too (_extra/mathjax/README.md)
 
 CELL_TIMEOUT_S = 120  # nbgrader's default of 30 s is too short for a slow laptop; no exercise cell needs more
 MAX_OUTPUT_LINES = 200  # per cell, kept in the graded notebook and the feedback
@@ -97,7 +103,10 @@ def configure_grading(c) -> None:
         CarryReviewNotes, ReferenceReports, GuardedExecute, CompareReports, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, LimitOutputSize, HideGraderPaths,
         SaveAutoGrades, FlagForReview, RubricComment, AssignLatePenalties, CheckCellMetadata,
     ]
-    c.GenerateFeedback.preprocessors = [HideHiddenTests, HideGraderPaths, GetGrades, HideRubric, CSSHTMLHeaderPreprocessor]
+    c.GenerateFeedback.preprocessors = [HideHiddenTests, HideGraderPaths, GetGrades, HideRubric, CSSHTMLHeaderPreprocessor,
+                                        LocalMathJax]
+    # The feedback pages' math: grading/templates/base/mathjax.html.j2 (the course's MathJax) before nbgrader's templates.
+    c.HTMLExporter.extra_template_basedirs = [str(TEMPLATES), str(NBGRADER_TEMPLATES)]
     quiet_known_warnings()
 
 
@@ -371,7 +380,15 @@ RUBRIC_HEADING = "Graded by hand."
 RUBRIC_PREFIX = RUBRIC_HEADING + " The instructor's model answer and rubric (replace this comment with your own):\n\n"
 
 
-class HideRubric(NbGraderPreprocessor):
+class FeedbackPreprocessor(NbGraderPreprocessor):
+    """A step of ``nbgrader generate_feedback``. nbgrader's base class redeclares nbconvert's
+    ``display_data_priority`` without ``config=True``, so the HTML exporter's setting of it made every
+    such step warn "Config option `display_data_priority` not recognized"; here it is configurable again."""
+
+    display_data_priority = List(NbConvertBase.class_traits()["display_data_priority"].default_value).tag(config=True)
+
+
+class HideRubric(FeedbackPreprocessor):
     """In the student's feedback (after GetGrades), a written answer's comment without the model answer and rubric.
 
     formgrader shows the grader ``RubricComment``'s comment; what reaches the student is "Graded by hand." plus
@@ -472,7 +489,8 @@ class ReferenceReports(NbGraderPreprocessor):
         else:
             raise RuntimeError(f"no source notebook for {info['assignment']} ({source}): the hidden tests have nothing to compare with")
         cache = Path(self.cache_directory or Path(coursedir.root) / "_grading" / "reference_reports")
-        resources["reference_reports"] = reports.reference_reports(notebook, cache, log=self.log, skip={SETUP_GRADE_ID})
+        resources["reference_reports"] = reports.reference_reports(notebook, cache, log=self.log, skip={SETUP_GRADE_ID},
+                                                                   config=self.config)
         return nb, resources
 
 
@@ -684,7 +702,7 @@ def _cut(text: str) -> str:
 # ---------------------------------------------------------------- 5. what the feedback shows
 
 
-class HideHiddenTests(NbGraderPreprocessor):
+class HideHiddenTests(FeedbackPreprocessor):
     """In the feedback, replace the hidden part of each test cell and reduce its errors to their message.
 
     A traceback through a hidden test prints its code line by line, so clearing the source is not enough.
@@ -729,7 +747,7 @@ class HideHiddenTests(NbGraderPreprocessor):
         return nb, resources
 
 
-class HideGraderPaths(NbGraderPreprocessor):
+class HideGraderPaths(FeedbackPreprocessor):
     """Replace the grader's absolute paths in outputs (tracebacks name the files they pass through)
     by short labels: ``<python>`` for the environment, ``<course>`` for the repository, ``<kernel>`` for the sandbox's scratch folder."""
 
@@ -757,3 +775,19 @@ def hide_paths(text: str) -> str:
     for pattern, label in _LABELS:
         text = pattern.sub(label, text)
     return text
+
+
+class LocalMathJax(FeedbackPreprocessor):
+    """Copy the course's MathJax (``MATHJAX``) to ``<feedback>/mathjax/``, where each feedback page
+    (``<feedback>/<student>/<assignment>/<notebook>.html``) loads it: math renders offline."""
+
+    def preprocess(self, nb, resources):
+        import shutil
+
+        from nbgrader.coursedir import CourseDirectory
+
+        coursedir = CourseDirectory(config=self.config)
+        target = Path(coursedir.root) / coursedir.feedback_directory / "mathjax"
+        if not (target / "tex-chtml.js").is_file():
+            shutil.copytree(MATHJAX, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("README.md"))
+        return nb, resources

@@ -294,11 +294,12 @@ def load_references(path: Path) -> dict[str, dict[str, Reference]]:
                 for grade_id, named in index.items()}
 
 
-def run_reference(notebook, log=None, skip=()) -> dict[str, dict[str, Reference]]:
+def run_reference(notebook, log=None, skip=(), config=None) -> dict[str, dict[str, Reference]]:
     """Execute the source notebook (reference answers) in a sandboxed kernel; the reports of each graded test cell.
 
     ``skip``: grade ids of cells not run (the Colab setup cell). A cell of the reference that fails
-    is an error in the assignment, not a student's: it stops grading with the reason.
+    is an error in the assignment, not a student's: it stops grading with the reason. ``config``: the
+    grading command's traitlets config, so that the reference kernel is configured as the students' are.
     """
     from nbclient import NotebookClient
 
@@ -307,7 +308,8 @@ def run_reference(notebook, log=None, skip=()) -> dict[str, dict[str, Reference]
     notebook = nbformat.from_dict(json.loads(json.dumps(notebook)))  # a copy: the outputs stay out of the source
     graded = {id(cell) for cell in graded_cells(notebook)}
     client = NotebookClient(notebook, timeout=REFERENCE_TIMEOUT_S, kernel_name="python3", allow_errors=True,
-                            kernel_manager_class=SandboxedKernelManager, extra_arguments=["--HistoryManager.hist_file=:memory:"])
+                            kernel_manager_class=SandboxedKernelManager, extra_arguments=["--HistoryManager.hist_file=:memory:"],
+                            **({"config": config} if config is not None else {}))
     references: dict[str, dict[str, Reference]] = {}
     with client.setup_kernel():
         folder = client.km._scratch / REPORTS_FOLDER
@@ -341,7 +343,7 @@ def run_reference(notebook, log=None, skip=()) -> dict[str, dict[str, Reference]
 _MEMORY: dict[str, dict] = {}
 
 
-def reference_reports(notebook, cache_folder: Path, log=None, skip=()) -> dict[str, dict[str, Reference]]:
+def reference_reports(notebook, cache_folder: Path, log=None, skip=(), config=None) -> dict[str, dict[str, Reference]]:
     """The reference's reports for this source notebook: from memory, the cache folder, or a fresh reference run."""
     if not any(HIDDEN_BEGIN in cell.source for cell in graded_cells(notebook)):
         return {}  # no hidden tests (a student's copy without solutions/): nothing to compare
@@ -358,7 +360,7 @@ def reference_reports(notebook, cache_folder: Path, log=None, skip=()) -> dict[s
         except (OSError, ValueError, KeyError, json.JSONDecodeError, zipfile.BadZipFile):
             references = None
     if references is None:
-        references = run_reference(notebook, log=log, skip=skip)
+        references = run_reference(notebook, log=log, skip=skip, config=config)
         save_references(path, references)
     _MEMORY[key] = references
     return references

@@ -78,7 +78,8 @@ def grade_assignment(root: Path, assignment: str, progress) -> Path:
         nbformat.write(submission(course, assignment, student), target)
     start = time.monotonic()
     nbgrader_command("autograde", assignment, cwd=course)
-    nbgrader_command("generate_feedback", assignment, cwd=course)
+    feedback = nbgrader_command("generate_feedback", assignment, cwd=course)
+    (course / "generate_feedback.log").write_text(feedback.stdout + feedback.stderr)
     nbgrader_command("export", "--to", "grades.csv", cwd=course)
     progress(f"{assignment}: released, autograded ({len(STUDENTS)} submissions and the reference run), "
              f"feedback and export in {time.monotonic() - start:.0f} s")
@@ -211,7 +212,12 @@ def test_partial_answer_earns_partial_marks(graded_courses, assignment):
 def test_feedback_is_generated_for_every_student(graded_courses, assignment):
     graded_course = graded_courses[assignment]
     for student in STUDENTS:
-        assert (graded_course / "feedback" / student / assignment / f"{assignment}.html").is_file()
+        page = (graded_course / "feedback" / student / assignment / f"{assignment}.html").read_text()
+        # math rendered by the course's MathJax, beside the pages (offline), not a CDN's
+        assert 'src="../../mathjax/tex-chtml.js"' in page and "cdnjs.cloudflare.com" not in page
+    assert (graded_course / "feedback" / "mathjax" / "tex-chtml.js").is_file()
+    log = (graded_course / "generate_feedback.log").read_text()
+    assert "WARNING" not in log.replace("SAWarning", ""), log[-3000:]
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)

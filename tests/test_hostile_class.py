@@ -417,6 +417,9 @@ SHADOW_FILES = {
 }
 
 
+UNLISTED = "honest_partial"  # the student missing from the class list
+
+
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -435,6 +438,10 @@ def graded_class(tmp_path_factory, progress):
     )
     write_nbgrader_source(ASSIGNMENT, course / "source")
     nbgrader_command("generate_assignment", ASSIGNMENT, cwd=course)
+    # the class list, as the guide imports it, lacks one student (a late enrolment, or a misspelt folder)
+    rows = [f"{student},{student.title()},Student,{student}@example.org" for student in STUDENTS if student != UNLISTED]
+    (course / "students.csv").write_text("id,first_name,last_name,email\n" + "\n".join(rows) + "\n")
+    nbgrader_command("db", "student", "import", "students.csv", cwd=course)
     UNPICKLED_MARKER.unlink(missing_ok=True)
     for student in STUDENTS:
         target = course / "submitted" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
@@ -483,6 +490,9 @@ def test_the_class_command_grades_everyone_it_can_and_says_who_not(graded_class)
     assert "oversized_file: NOT GRADED: ch03_attention.ipynb is 4" in report or "oversized_file: NOT GRADED" in report, report
     assert f"{len(graded)} graded, 2 not graded" in report, report
     assert "honest_full: 12 / 12" in report and "honest_partial: 4 / 12" in report, "a kernel's stderr changed another student's status"
+    assert f"{UNLISTED}: 4 / 12  NOT ON THE CLASS LIST" in report, report
+    assert f"WARNING: 1 submission(s) from students not on the class list: {UNLISTED}." in report, report
+    assert report.count("NOT ON THE CLASS LIST") == 1, report
 
 
 @pytest.mark.parametrize("student", [s for s, spec in STUDENTS.items() if spec[2] is not None])
