@@ -48,7 +48,9 @@ yaml.safe_dump(config, open(f"{out}/_config.yml", "w"))
 endef
 export ONE_CHAPTER_BOOK
 
-.PHONY: help setup book test release student-kit clean clean-grading
+.PHONY: help setup book serve test release student-kit clean clean-grading
+# `make serve PORT=8001` serves the built website on another port.
+PORT ?= 8000
 
 help:
 	@echo "make setup    create .venv and install requirements.txt (once; again when it changes);"
@@ -58,6 +60,7 @@ help:
 	@echo "make book CHAPTER=ch03"
 	@echo "             build one chapter, its exercises and the reference pages into _build/chapter-<name>/_build/html"
 	@echo "             (links to other chapters are left unresolved; the execution cache is shared with the whole book)"
+	@echo "make serve    serve the built website at http://localhost:$(PORT)/ (PORT=8001 for another port; build it first)"
 	@echo "make test     set up, then run the test suite (ARGS=\"-k ch03 -x\" passes arguments to pytest)"
 	@echo "make release  regenerate the student versions in exercises/ (nbgrader) and the chapter notebooks for Colab"
 	@echo "make student-kit"
@@ -104,6 +107,12 @@ else
 	  --path-output _build/chapter-$(CHAPTER_NAME) -n --keep-going
 	@echo "make book CHAPTER=$(CHAPTER): open _build/chapter-$(CHAPTER_NAME)/_build/html/chapters/$(CHAPTER_NAME).html"
 endif
+
+# The pages link to each other and to MathJax with relative URLs: any static server will do.
+serve:
+	@test -f _build/html/index.html || { echo "make serve: no website in _build/html: run \`make book\` first"; exit 2; }
+	@echo "make serve: http://localhost:$(PORT)/ (Ctrl-C stops it)"
+	python3 -m http.server $(PORT) --bind 127.0.0.1 --directory _build/html
 
 test: setup _build/course-code.stamp
 	$(BIN)/python -m pytest $(ARGS)

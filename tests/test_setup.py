@@ -59,3 +59,37 @@ def test_grading_outputs_at_the_repository_root_are_ignored_by_git(output):
     # `nbgrader export --to grades.csv` and a class list for `nbgrader db student import` hold student data.
     result = subprocess.run(["git", "check-ignore", "--quiet", output], cwd=REPO)
     assert result.returncode == 0, f"{output} is not git-ignored: an instructor could commit students' grades"
+
+
+@pytest.mark.skipif(not (REPO / "_build" / "html" / "index.html").exists(), reason="the website is not built")
+def test_make_serve_serves_the_built_website():
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:  # a free port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {key: value for key, value in os.environ.items() if key not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+    server = subprocess.Popen(["make", "--no-print-directory", "serve", f"PORT={port}"], cwd=REPO, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+                    page = response.read().decode()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("make serve did not answer within 10 s")
+        assert "Attention and Transformers" in page
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=10)
+
+
+def test_make_serve_without_a_website_says_to_build_it(tmp_path):
+    result = subprocess.run(["make", "--no-print-directory", "-f", str(REPO / "Makefile"), "serve"], cwd=tmp_path,
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and "run `make book` first" in result.stdout
