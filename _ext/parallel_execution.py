@@ -4,7 +4,7 @@ MyST-NB executes notebooks one after another as Sphinx reads them, and most chap
 thread (``course.TRAIN_THREADS``), so a 2-core machine builds the book on about one core. Before
 Sphinx reads any page (``env-before-read-docs``), this runs every chapter it will read that the
 cache (``nb_execution_cache_path``, execution mode ``cache``) does not already hold, ``jobs`` at a
-time (``COURSE_BUILD_JOBS``, default: the number of cores), the longest first, each in its own
+time (``COURSE_BUILD_JOBS``, default: the cores the build may use), the longest first, each in its own
 kernel with the working directory and timeout MyST-NB would use, and stores each result in the
 cache exactly as MyST-NB would. MyST-NB then finds every chapter cached and only renders it.
 
@@ -30,7 +30,9 @@ MYST_READ_FORMAT = {"type": "plugin", "name": "myst_nb_md"}
 
 
 def build_jobs() -> int:
-    return max(1, int(os.environ.get("COURSE_BUILD_JOBS", os.cpu_count() or 1)))
+    """``COURSE_BUILD_JOBS``, else the cores this process may run on (``taskset -c 0 make book``: one)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, int(os.environ.get("COURSE_BUILD_JOBS", cores)))
 
 
 def read_notebook(path: Path):
