@@ -119,10 +119,17 @@ def split_corpus(pairs: list[Pair], val_fraction: float = 0.05, test_fraction: f
 # ----------------------------------------------------------------------------------------------
 # Words
 
-# A token is a run of letters (ending with an apostrophe for French elisions: "l'", "qu'"), a number,
-# or one punctuation mark. Everything is lower-cased: the corpus is small, and "And" / "and" would
-# otherwise be two words to learn.
-TOKEN = re.compile(r"[^\W\d_]+'?|\d+|[^\w\s]")
+# A token is a run of letters, a number, or one punctuation mark, with the apostrophe going where each
+# language puts its boundary: a French elision keeps it on the left ("l'", "qu'", "jusqu'" + the next
+# word), an English clitic on the right ("yahweh" + "'s", "do" + "n't"). Everything is lower-cased: the
+# corpus is small, and "And" / "and" would otherwise be two words to learn.
+TOKEN = re.compile(
+    r"n't\b"                                                        # English negation: do|n't, ca|n't
+    r"|\b(?:[cdjlmnst]|qu|jusqu|lorsqu|puisqu|quoiqu|presqu)'(?=[^\W\d_])"  # French elision: l'|homme
+    r"|[^\W\d_]+(?=n't\b)"                                          # the word before n't
+    r"|'(?:s|ll|re|ve|d|m)\b"                                        # English clitics: yahweh|'s, i|'m
+    r"|[^\W\d_]+|\d+|[^\w\s]"
+)
 NO_SPACE_BEFORE = set(".,;:!?)'-")
 NO_SPACE_AFTER = set("(-")
 
@@ -133,10 +140,11 @@ def tokenize(text: str) -> list[str]:
 
 
 def detokenize(tokens: list[str]) -> str:
-    """Tokens -> text: punctuation sticks to the word before it, an elision and a hyphen to the word after."""
+    """Tokens -> text: punctuation and English clitics stick to the word before, an elision and a hyphen to the word after."""
     text = ""
     for token in tokens:
-        glue_left = not text or text[-1] in NO_SPACE_AFTER or text.endswith("'") or token in NO_SPACE_BEFORE
+        glue_left = (not text or text[-1] in NO_SPACE_AFTER or text.endswith("'")
+                     or token[0] in NO_SPACE_BEFORE or token == "n't")
         text += token if glue_left else " " + token
     return text
 

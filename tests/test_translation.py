@@ -54,6 +54,10 @@ def test_splits_are_deterministic_disjoint_and_share_no_source(corpus):
                                                                "fais", "-", "moi", "connaître"]),
     ("Yahweh spoke to Moses, saying,", ["yahweh", "spoke", "to", "moses", ",", "saying", ","]),
     ("The 12 tribes.", ["the", "12", "tribes", "."]),
+    # the apostrophe on each language's side of the boundary: English clitics start a token, elisions end one
+    ("Yahweh's works. Don't fear, I'm here.", ["yahweh", "'s", "works", ".", "do", "n't", "fear", ",", "i", "'m", "here", "."]),
+    ("Jusqu'à ce qu'il s'en aille, aujourd'hui.", ["jusqu'", "à", "ce", "qu'", "il", "s'", "en", "aille", ",",
+                                                  "aujourd", "'", "hui", "."]),
 ])
 def test_tokenize_and_detokenize_round_trip(text, tokens):
     assert T.tokenize(text) == tokens
