@@ -33,9 +33,9 @@ import os, sys
 _line = b"[AutogradeApp | ERROR] There was an error processing assignment 'ch03_attention' for student 'honest'\\n"
 os.write(2, _line); sys.stderr.write(_line.decode())
 _chunk = b"x" * (1 << 20)
-for _ in range({mib}):
+for _ in range({fd_mib}):
     os.write(2, _chunk)
-for _ in range({mib} // 4):
+for _ in range({stream_mib}):
     sys.stderr.write("y" * (1 << 20))
 """
 
@@ -71,7 +71,12 @@ def rss_kib(pid: int) -> tuple[int, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mib", type=int, default=768, help="MiB the noisy kernel writes to its file descriptor 2 (a quarter more to sys.stderr)")
+    parser.add_argument("--route", choices=["both", "fd", "stream"], default="both",
+                        help="fd: only file descriptor 2 (the kernel process's own stderr); stream: only sys.stderr "
+                             "(Jupyter messages, --mib // 4 MiB); both (default)")
     args = parser.parse_args()
+    fd_mib = args.mib if args.route in ("both", "fd") else 0
+    stream_mib = args.mib // 4 if args.route in ("both", "stream") else 0
     with tempfile.TemporaryDirectory(prefix="kernel-output-") as folder:
         course = Path(folder) / "course"
         course.mkdir()
@@ -88,7 +93,7 @@ def main() -> None:
                 if cell.metadata.get("nbgrader", {}).get("solution") and grade_id in reference:
                     cell.source = reference[grade_id]
                     if student == "noisy" and grade_id == "masked_softmax":
-                        cell.source += NOISE.format(mib=args.mib)
+                        cell.source += NOISE.format(fd_mib=fd_mib, stream_mib=stream_mib)
             target = course / "submitted" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
             target.parent.mkdir(parents=True)
             nbformat.write(notebook, target)
@@ -111,7 +116,8 @@ def main() -> None:
             time.sleep(0.2)
         stdout, stderr = process.communicate()
         logs = sum(path.stat().st_size for path in course.rglob("*.log"))
-        print(f"class command with {args.mib} MiB to the noisy kernel's stderr: {time.time() - start:.0f} s")
+        print(f"class command with {fd_mib} MiB to the noisy kernel's file descriptor 2 and {stream_mib} MiB to its "
+              f"sys.stderr: {time.time() - start:.0f} s")
         print(f"  peak resident memory of the grader's processes together: {grader_peak / 1024:.0f} MiB")
         print(f"  largest grader process: {largest / 1024:.0f} MiB ({largest_command})")
         print(f"  peak of the kernels' processes (bwrap, ipykernel): {kernel_peak / 1024:.0f} MiB")

@@ -494,10 +494,17 @@ class ReferenceReports(NbGraderPreprocessor):
         return nb, resources
 
 
+MAX_ERROR_CHARS = 20_000  # of an error's message kept past a cell's output limit (LimitOutput cuts the rest)
+
+
 class GuardedExecute(Execute):
     """nbgrader's Execute, with sandboxed kernels (grading/sandbox.py), bounded output, and a dead kernel failing the cells left."""
 
     max_streamed_bytes = Integer(MAX_STREAMED_BYTES, help="output one cell may send before the rest is dropped").tag(config=True)
+    # nbgrader raises when a cell's last output (the kernel's "idle") has not come 4 s after its reply. The grader
+    # keeps a bounded queue of a kernel's outputs (grading/sandbox.py), so a kernel that floods them may lose that
+    # message: the cell has finished all the same (its reply came), so grading goes on, with the outputs that came.
+    raise_on_iopub_timeout = Bool(False, help="fail a cell whose outputs did not all arrive after its reply").tag(config=True)
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("kernel_manager_class", SandboxedKernelManager)
@@ -601,15 +608,34 @@ class GuardedExecute(Execute):
         return cell
 
     def output(self, outs, msg, display_id, cell_index):
-        """Drop what a cell prints beyond max_streamed_bytes, so a print loop cannot fill the grader's memory."""
+        """Drop what a cell prints beyond max_streamed_bytes, so a print loop cannot fill the grader's memory.
+
+        An error is never dropped (a thread printing beside a test cell must not hide its failure): past the
+        limit it is kept with its message cut short."""
         size = len(str(msg.get("content", "")))
         total = self._streamed.get(cell_index, 0) + size
         self._streamed[cell_index] = total
         if total > self.max_streamed_bytes:
             if total - size <= self.max_streamed_bytes:
                 outs.append(NotebookNode(output_type="stream", name="stdout", text="\n... output beyond the grader's limit was dropped ...\n"))
+            if msg.get("msg_type") == "error":
+                outs.append(self._error_output(msg.get("content", {})))
             return None
         return super().output(outs, msg, display_id, cell_index)
+
+    @staticmethod
+    def _error_output(content: dict) -> NotebookNode:
+        ename, evalue = str(content.get("ename", "Error"))[:200], str(content.get("evalue", ""))[:MAX_ERROR_CHARS]
+        return NotebookNode(output_type="error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+
+    async def _check_raise_for_error(self, cell, cell_index, exec_reply):
+        """The kernel's reply says whether the cell failed; its error output comes on IOPub, which a kernel that
+        floods its outputs can make the grader drop (sandbox.MAX_QUEUED_MESSAGES). A failed cell without an error
+        output gets the reply's error."""
+        content = (exec_reply or {}).get("content", {})
+        if content.get("status") == "error" and not any(output.get("output_type") == "error" for output in cell.outputs):
+            cell.outputs.append(self._error_output(content))
+        return await super()._check_raise_for_error(cell, cell_index, exec_reply)
 
 
 class CompareReports(NbGraderPreprocessor):

@@ -77,6 +77,14 @@ MAX_MEMORY = 8 * 2**30
 MAX_SCRATCH_BYTES = 256 * 2**20
 MAX_SCRATCH_FILES = 10_000
 MAX_SHM_BYTES = 64 * 2**20
+# What the grader holds of a kernel's messages (Jupyter's ZeroMQ sockets, grader side): a message part
+# over MAX_MESSAGE_BYTES disconnects the kernel's channel, and a channel queues at most MAX_QUEUED_MESSAGES
+# (IOPub, the outputs, drops what is beyond). So a kernel that floods its outputs costs the grader at
+# most about their product, whatever it writes (benchmarks/kernel_output_memory.py). A cell may keep only
+# 2 MB of output anyway (grading/config.py), and the execution's reply, which carries a failed cell's
+# error, comes on the shell channel, where a flooding kernel cannot crowd it out.
+MAX_MESSAGE_BYTES = 4 * 2**20
+MAX_QUEUED_MESSAGES = 64
 SANDBOX_UID = 65534  # the kernel's user inside its user namespace ("nobody"), with no capabilities
 KEPT_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "COURSE_PROFILE", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -446,6 +454,17 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     _scratch: Path | None = None
     _cgroups: list[Path] = []
+
+    def client(self, **kwargs):
+        """Jupyter's client for the kernel, every socket of it bounded in what it queues (MAX_QUEUED_MESSAGES,
+        MAX_MESSAGE_BYTES). The client makes its own ZeroMQ context, whose defaults apply to the channels'
+        sockets, made when the channels start."""
+        import zmq
+
+        client = super().client(**kwargs)
+        client.context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        client.context.setsockopt(zmq.RCVHWM, MAX_QUEUED_MESSAGES)
+        return client
     _notebook_folder: str = ""
     kernel_output: KernelOutput | None = None
 
