@@ -3,7 +3,7 @@
 MyST-NB executes notebooks one after another as Sphinx reads them, and most chapters train on one
 thread (``course.TRAIN_THREADS``), so a 2-core machine builds the book on about one core. Before
 Sphinx reads any page (``env-before-read-docs``), this runs every chapter it will read that the
-cache (``nb_execution_cache_path``, execution mode ``cache``) does not already hold, ``jobs`` at a
+cache (MyST-NB's ``execution_cache_path``, in execution mode ``cache``) does not already hold, ``jobs`` at a
 time (``COURSE_BUILD_JOBS``, default: the cores the build may use), the longest first, each in its own
 kernel with the working directory and timeout MyST-NB would use, and stores each result in the
 cache exactly as MyST-NB would. MyST-NB then finds every chapter cached and only renders it.
@@ -50,8 +50,9 @@ def notebooks_to_execute(app, docnames) -> list[tuple[str, Path, object]]:
     from jupyter_cache import get_cache
     from sphinx.util.matching import Matcher
 
-    cache = get_cache(app.config.nb_execution_cache_path or ".jupyter_cache")
-    excluded = Matcher(app.config.nb_execution_excludepatterns or [])
+    config = app.env.mystnb_config
+    cache = get_cache(config.execution_cache_path)
+    excluded = Matcher(config.execution_excludepatterns or [])
     todo = []
     for docname in docnames:
         path = Path(app.env.doc2path(docname))
@@ -75,7 +76,9 @@ def execute(path: Path, notebook, timeout: int, allow_errors: bool):
 
 
 def execute_in_parallel(app, env, docnames) -> None:
-    if app.config.nb_execution_mode != "cache":
+    # MyST-NB's settings as it resolved them (its cache is <build folder>/.jupyter_cache unless configured)
+    config = app.env.mystnb_config
+    if config.execution_mode != "cache":
         return
     todo = notebooks_to_execute(app, docnames)
     jobs = min(build_jobs(), len(todo))
@@ -87,11 +90,11 @@ def execute_in_parallel(app, env, docnames) -> None:
     # the longest first (the size of the file is a fair guess), so that no long chapter starts last
     todo.sort(key=lambda item: item[1].stat().st_size, reverse=True)
     logger.info(f"parallel execution: {len(todo)} notebook(s), {jobs} at a time: {', '.join(d for d, _, _ in todo)}")
-    cache = get_cache(app.config.nb_execution_cache_path or ".jupyter_cache")
+    cache = get_cache(config.execution_cache_path)
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(execute, path, notebook, app.config.nb_execution_timeout,
-                               app.config.nb_execution_allow_errors): (docname, path, notebook)
+        futures = {pool.submit(execute, path, notebook, config.execution_timeout,
+                               config.execution_allow_errors): (docname, path, notebook)
                    for docname, path, notebook in todo}
         for future in as_completed(futures):
             docname, path, notebook = futures[future]
