@@ -28,7 +28,7 @@ def executed(chapter: Path, progress=lambda message: None):
     except KeyError:
         pass
     progress(f"executing {chapter.relative_to(REPO)} (not in the execution cache; up to 3 minutes)")
-    client = NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(chapter.parent)}})
+    client = NotebookClient(notebook, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(chapter.parent)}})
     start = time.perf_counter()
     client.execute()  # raises CellExecutionError, with the failing cell, on the first error
     seconds = time.perf_counter() - start
