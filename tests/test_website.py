@@ -3,10 +3,19 @@
 Needs the site built first (`make book`; .ci/run builds it before the tests) and Debian's
 `chromium` package; without either the tests are skipped with the reason. Screenshots of the
 home page and a chapter are saved to _build/screenshots/ for review.
+
+COURSE_SITE=<folder> tests another build of the site instead of _build/html, e.g. one made without
+executing the chapters while working on the theme (its screenshots go to <folder>/../screenshots):
+
+    jupyter-book build . --path-output /tmp/site --config <a copy of _config.yml with execute_notebooks: "off">
+    COURSE_SITE=/tmp/site/_build/html python -m pytest tests/test_website.py
+
+Such a build has no outputs: the checks of outputs (tables, long printed lines) pass there vacuously.
 """
 
 import functools
 import http.server
+import os
 import re
 import shutil
 import threading
@@ -17,8 +26,8 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SITE = REPO / "_build" / "html"
-SCREENSHOTS = REPO / "_build" / "screenshots"
+SITE = Path(os.environ["COURSE_SITE"]).resolve() if os.environ.get("COURSE_SITE") else REPO / "_build" / "html"
+SCREENSHOTS = SITE.parent / "screenshots"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Without the background-networking flags Chromium keeps trying to reach Google's hosts.
 CHROMIUM_FLAGS = [
@@ -304,3 +313,181 @@ def test_date_heatmaps_are_shown_near_their_drawn_size(server, page):
     image = page.locator("#fig-ch02-date-heatmaps img")
     natural, shown = image.evaluate("img => [img.naturalWidth, img.getBoundingClientRect().width]")
     assert shown / natural >= 0.75, f"drawn {natural} px wide, shown at {shown:.0f} px: the labels shrink to {shown / natural:.0%}"
+
+
+# Accessibility and layout (issue 25 item 7): an axe-core audit of every page, no text cut off at the
+# right edge at a desktop and at a phone width, tables that render as tables, and the chapters' page
+# contents that list their exercises.
+
+# axe-core's impacts are minor, moderate, serious and critical; the site has none of the last two.
+AXE_FAILING_IMPACTS = {"serious", "critical"}
+
+
+def open_page(page, server: str, html: Path):
+    """Go to the page (to where it redirects, for the root page) and wait until MathJax has typeset it."""
+    page.goto(url_of(server, html), wait_until="load")
+    redirect = parsed(html).redirect
+    if redirect:
+        page.wait_for_url(url_of(server, html.parent / redirect))
+    page.wait_for_load_state("networkidle")
+    if page.locator(".math").count():
+        page.wait_for_selector("mjx-container", state="attached", timeout=20_000)
+    settle(page)
+
+
+def settle(page):
+    """Let the theme's transitions run to their end (a sidebar that slides away at a phone's width, colours
+    that fade to the other theme): half-way, a colour or a position is neither the old one nor the new."""
+    page.evaluate(
+        """() => new Promise(frame => requestAnimationFrame(() => requestAnimationFrame(frame))).then(() => Promise.all(
+             document.getAnimations().filter(a => a.effect && a.effect.getComputedTiming().endTime !== Infinity)
+               .map(a => a.finished.catch(() => null))))"""
+    )
+
+
+def axe_problems(page, options: dict | None = None) -> list[str]:
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page, options={"resultTypes": ["violations"], **(options or {})})
+    return [
+        f"{violation['id']} ({violation['impact']}, {len(violation['nodes'])} elements: {violation['help']}), e.g. "
+        + "; ".join(" ".join(map(str, node["target"])) for node in violation["nodes"][:3])
+        for violation in results.response["violations"]
+        if violation["impact"] in AXE_FAILING_IMPACTS
+    ]
+
+
+@pytest.mark.parametrize("html", PAGES, ids=[str(p.relative_to(SITE)) for p in PAGES])
+def test_axe_finds_no_serious_or_critical_violations(server, page, html):
+    """axe-core (bundled with axe-playwright-python, nothing downloaded) on the page in the light theme, then
+    its colour contrast in the dark theme (the other rules do not depend on the theme)."""
+    open_page(page, server, html)
+    problems = [f"light theme: {problem}" for problem in axe_problems(page)]
+    page.evaluate("document.documentElement.dataset.theme = 'dark'")
+    settle(page)
+    problems += [f"dark theme: {problem}" for problem in axe_problems(page, {"runOnly": ["color-contrast"]})]
+    assert problems == [], "\n".join(problems)
+
+
+# Each piece of text (and each typeset formula) whose right end lies beyond the visible part of a box
+# that clips it: a box that scrolls sideways lets the reader reach it, one with overflow hidden or clip
+# cuts it off, and text past the window's right edge is cut off on a phone. With `desktop`, a cell's
+# printed output or an inline formula that needs a sideways scrollbar is reported too: at desktop
+# widths output lines wrap (_static/course.css) and a formula in a sentence fits its line, so no
+# part of them hides behind a scrollbar (a displayed formula wider than the column may scroll).
+CUT_TEXT_JS = """desktop => {
+  const page = document.documentElement;
+  const describe = (el) => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "")
+    + (typeof el.className === "string" && el.className.trim() ? "." + el.className.trim().split(/\\s+/).slice(0, 3).join(".") : "");
+  const visibleRight = (box) => box.getBoundingClientRect().left + box.clientLeft + box.clientWidth;
+  const problems = new Set();
+  const check = (node, right, what) => {
+    for (let box = node.parentElement; box && box !== document.body && box !== page; box = box.parentElement) {
+      const overflow = getComputedStyle(box).overflowX;
+      if (overflow === "visible") continue;
+      const limit = visibleRight(box);
+      if (right <= limit + 1) continue;
+      // Nothing overflows the box: what lies past its edge is white space that hangs at a line's end.
+      if (box.scrollWidth <= box.clientWidth + 1) { right = limit; continue; }
+      if (overflow === "auto" || overflow === "scroll") {
+        if (desktop && (box.matches("span.math") || (box.closest(".cell_output") && !box.closest("table, .pst-scrollable-table-container")))) {
+          return `${what} needs the sideways scrollbar of ${describe(box)} to be read`;
+        }
+        right = limit;  // reachable by scrolling: the box itself must then be visible
+        continue;
+      }
+      return `${what} is cut off by ${describe(box)} (overflow-x: ${overflow})`;
+    }
+    return right > page.clientWidth + 1 && page.scrollWidth > page.clientWidth + 1 ? `${what} runs past the window's right edge` : null;
+  };
+  // Only a box whose content overflows it (or a page wider than the window) can hide text: the text in
+  // those boxes is measured, not all of the page's.
+  const overflowing = page.scrollWidth > page.clientWidth + 1 ? [document.body] : Array.from(document.body.querySelectorAll("*"))
+    .filter((box) => box.scrollWidth > box.clientWidth + 1 && getComputedStyle(box).overflowX !== "visible");
+  const roots = overflowing.filter((box) => !overflowing.some((outer) => outer !== box && outer.contains(box)));
+  const range = document.createRange();
+  for (const root of roots) {
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (let text = walker.nextNode(); text; text = walker.nextNode()) {
+      const parent = text.parentElement;
+      // MathJax's assistive MathML is a 1-pixel box for screen readers; the typeset formula is checked below.
+      if (!text.data.trim() || !parent || parent.closest("script, style, noscript, template, mjx-assistive-mml")) continue;
+      if (!parent.checkVisibility({visibilityProperty: true})) continue;
+      range.selectNodeContents(text);
+      const rects = Array.from(range.getClientRects()).filter((r) => r.width > 0 && r.height > 0);
+      if (!rects.length) continue;
+      const block = parent.closest("p, li, td, th, pre, dt, dd, h1, h2, h3, h4, h5, h6, figcaption, caption, div") || parent;
+      const what = `"${text.data.trim().slice(0, 60)}" (in ${describe(parent)}, in "${(block.innerText || "").trim().split("\\n")[0].slice(0, 60)}")`;
+      const problem = check(text, Math.max(...rects.map((r) => r.right)), what);
+      if (problem) problems.add(problem);
+    }
+  }
+  for (const formula of document.querySelectorAll("mjx-container")) {
+    if (!formula.checkVisibility({visibilityProperty: true})) continue;
+    const inline = formula.closest("span.math");
+    if (desktop && inline && inline.scrollWidth > inline.clientWidth + 1 && ["auto", "scroll"].includes(getComputedStyle(inline).overflowX)) {
+      problems.add(`the formula "${formula.textContent.slice(0, 40)}" in a sentence has a sideways scrollbar`);
+      continue;
+    }
+    const problem = check(formula, formula.getBoundingClientRect().right, `the formula "${formula.textContent.slice(0, 40)}"`);
+    if (problem) problems.add(problem);
+  }
+  return Array.from(problems);
+}"""
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+@pytest.mark.parametrize("html", PAGES, ids=[str(p.relative_to(SITE)) for p in PAGES])
+def test_no_text_overflows_cut_off_at_desktop_and_phone_width(server, page, html, width):
+    """Text is wrapped, or in a box that scrolls sideways (at 1280 px, not even that for printed output or a formula
+    in a sentence); never cut off."""
+    page.set_viewport_size({"width": width, "height": 900})
+    open_page(page, server, html)
+    problems = page.evaluate(CUT_TEXT_JS, width >= 1280)
+    assert problems == [], f"at {width} px, {len(problems)} piece(s) of text cut off or hidden behind a scrollbar:\n" + "\n".join(problems[:20])
+
+
+# A markdown table that reached the page as text: its header's rule, "| --- | :-: |" (whose "--" the
+# typographer may have turned into dashes), in a paragraph or an output rather than in code.
+MARKDOWN_TABLE_RULE = re.compile(r"\|(?:[ \t]*:?[-\u2013\u2014]+:?[ \t]*\|){2,}")
+
+
+@pytest.mark.parametrize("html", CHAPTER_PAGES + EXERCISE_PAGES, ids=lambda p: str(p.relative_to(SITE)))
+def test_tables_render_as_tables(server, page, html):
+    """A table a cell prints is one box, not one box per row; a table it displays is one <table> whose rows all
+    have the same number of columns; no markdown table is left as text on the page."""
+    page.goto(url_of(server, html), wait_until="load")
+    split = page.eval_on_selector_all(
+        "div.cell_output > div.output.stream + div.output.stream, div.cell_output > div.output.stderr + div.output.stderr",
+        "boxes => boxes.map(box => box.innerText.split('\\n')[0].slice(0, 80))",
+    )
+    assert split == [], f"printed output split into separate boxes (a glue call between prints?), e.g. at {split[:3]}"
+    ragged = page.eval_on_selector_all(
+        "article table",
+        """tables => tables.filter(table => {
+             const widths = Array.from(table.rows).map(row => Array.from(row.cells).reduce((n, cell) => n + cell.colSpan, 0));
+             return widths.length === 0 || new Set(widths).size > 1;
+           }).map(table => table.innerText.slice(0, 80))""",
+    )
+    assert ragged == [], f"tables without rows or with rows of different widths: {ragged}"
+    texts = page.eval_on_selector_all(
+        "article p, article li, article td, article dd, div.cell_output",
+        "boxes => boxes.filter(box => !box.closest('.cell_input')).map(box => box.innerText)",
+    )
+    shown = [text for text in texts if MARKDOWN_TABLE_RULE.search(text)]
+    assert shown == [], f"a markdown table shown as text, not as a table: {shown[0][:300]!r}" if shown else ""
+
+
+@pytest.mark.parametrize("html", CHAPTER_PAGES, ids=lambda p: p.stem)
+def test_chapter_page_contents_list_the_exercises(server, page, html):
+    """The right-hand "Contents" of a chapter with exercises ends with its Exercises section, which links to them."""
+    exercises = SITE / "exercises" / html.stem / f"{html.stem}.html"
+    if not exercises.exists():
+        pytest.skip(f"{html.stem} has no exercises page")
+    page.goto(url_of(server, html), wait_until="load")
+    entries = page.eval_on_selector_all("#pst-page-toc-nav a.nav-link", "links => links.map(a => [a.innerText.trim(), a.getAttribute('href')])")
+    assert entries and entries[-1][0] == "Exercises", f"the page contents are {[text for text, _ in entries]}"
+    section = page.locator(f"section{entries[-1][1]}")
+    assert section.locator("h2").inner_text().strip().startswith("Exercises")
+    links = section.locator("a").evaluate_all("links => links.map(a => a.href)")
+    assert url_of(server, exercises) in links, f"the Exercises section does not link to {exercises.relative_to(SITE)}: {links}"
