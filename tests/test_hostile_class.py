@@ -634,3 +634,27 @@ def test_enormous_output_and_cells_stay_small(graded_class):
     for folder in ("autograded", "feedback"):
         for path in (course / folder / "huge_added_cell").rglob("*.*"):
             assert path.stat().st_size < 5_000_000, f"{path} is {path.stat().st_size} bytes"
+
+
+def test_a_cell_that_ignores_the_time_limit_gets_the_same_grade_on_every_run_busy_machine_or_not(graded_class):
+    """The swallowed interrupt (a kernel killed, a fresh one replaying the earlier cells) graded twice more, once on
+    a machine kept busy by two processes that spin: the grade is the first run's every time."""
+    course, _, _ = graded_class
+    student, deserved = "ignores_interrupt", STUDENTS["ignores_interrupt"][2]
+
+    def regrade() -> float:
+        result = subprocess.run([sys.executable, "-m", "grading", "class", ASSIGNMENT, "--student", student, "--force"],
+                                cwd=course, capture_output=True, text=True)
+        assert f"{student}: " in result.stdout, result.stdout + result.stderr[-2000:]
+        grades, comments = gradebook_grades(course, student)
+        return sum(score for score, _ in grades.values())
+
+    first = sum(score for score, _ in gradebook_grades(course, student)[0].values())
+    quiet = regrade()
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        busy = regrade()
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+    assert first == quiet == busy == deserved, f"first {first}, again {quiet}, on a busy machine {busy}; deserved {deserved}"
