@@ -503,7 +503,9 @@ class GuardedExecute(Execute):
     max_streamed_bytes = Integer(MAX_STREAMED_BYTES, help="output one cell may send before the rest is dropped").tag(config=True)
     # nbgrader raises when a cell's last output (the kernel's "idle") has not come 4 s after its reply. The grader
     # keeps a bounded queue of a kernel's outputs (grading/sandbox.py), so a kernel that floods them may lose that
-    # message: the cell has finished all the same (its reply came), so grading goes on, with the outputs that came.
+    # message: a cell that replied has finished all the same, so grading goes on, with the outputs that came. A cell
+    # past the time limit is another matter: its "reply" is nbclient's own after the interrupt, and a kernel still
+    # busy after it swallowed the interrupt, which must raise so that the kernel is replaced (_async_handle_timeout).
     raise_on_iopub_timeout = Bool(False, help="fail a cell whose outputs did not all arrive after its reply").tag(config=True)
 
     def __init__(self, *args, **kwargs):
@@ -533,7 +535,12 @@ class GuardedExecute(Execute):
         scratch = getattr(self.km, "_scratch", None)
         return Path(scratch) / REPORTS_FOLDER if scratch else Path("/nonexistent")
 
+    async def _async_handle_timeout(self, timeout, cell=None):
+        self.raise_on_iopub_timeout = True  # until the next cell: a kernel still busy after the interrupt raises
+        return await super()._async_handle_timeout(timeout, cell)
+
     def preprocess_cell(self, cell, resources, index):
+        self.raise_on_iopub_timeout = False  # a cell that replies goes on even if some of its outputs were dropped
         if self._kernel_died:
             return self._fail(cell, "the kernel had died in an earlier cell, so this cell was not run"), resources
         expected = self._expected_reports(cell, resources)

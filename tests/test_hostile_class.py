@@ -265,12 +265,6 @@ SOFTMAX_IN_A_THREAD = ("import threading\n_sm = torch.softmax\ndef masked_softma
                        "    out = []\n    worker = threading.Thread(target=lambda: out.append(_sm(scores, dim)))\n"
                        "    worker.start(); worker.join()\n    return out[0].nan_to_num(0.0)\n")
 
-FLOODS_OUTPUTS = ("\nimport sys, threading, time\n"
-                  "def _flood():\n    end = time.time() + 15\n    while time.time() < end:\n"
-                  "        sys.stdout.write('z' * (1 << 20))\n"
-                  "threading.Thread(target=_flood, daemon=True).start()\n")
-
-
 def added_cell(source: str, metadata: dict | None = None):
     cell = nbformat.v4.new_code_cell(source)
     if metadata:
@@ -346,10 +340,6 @@ STUDENTS = {
                      None, 3, None, True),
     "silences_report": ({"masked_softmax": WRONG_SOFTMAX + SILENCES_REPORT, "masks": "ref", "scaled_dot_product_attention": "ref"},
                         None, 3, None, True),
-    # a thread that floods the outputs while the test cells run, so that the grader's bounded queue of the kernel's
-    # messages drops some (grading/sandbox.py): a failing test's error still counts (it comes with the cell's reply)
-    "floods_outputs": ({"masked_softmax": WRONG_SOFTMAX + FLOODS_OUTPUTS, "masks": "ref", "scaled_dot_product_attention": "ref"},
-                       None, 3, None, False),
     "rewrites_reports_later": ({"masked_softmax": WRONG_SOFTMAX, "masks": "ref", "scaled_dot_product_attention": "ref"},
                                "add_cell:" + REWRITES_LATER, 3, None, True),
     # the right values through torch.softmax, with forbidden_calls disabled in the kernel: replacing a check counts as
