@@ -22,7 +22,7 @@ def pytest_terminal_summary(terminalreporter):
     times = execution_seconds()
     if times:
         terminalreporter.section("chapter execution times (seconds, 2-core CPU budget: 180; chapter 7: 240; "
-                                 "the book build runs COURSE_BUILD_JOBS chapters at a time, so these include waiting)")
+                                 "with COURSE_BUILD_JOBS=2 two chapters share the machine, so these include waiting)")
         for chapter, seconds in sorted(times.items()):
             terminalreporter.write_line(f"{chapter}: {seconds:.1f}")
     if GRADES_REPORT.exists():
