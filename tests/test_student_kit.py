@@ -107,5 +107,5 @@ def test_the_self_check_runs_in_the_kit(kit, tmp_path):
     assert result.returncode == 0, output + result.stderr[-3000:]
     assert "visible tests only" in output, output
     assert "self_attention_visible (2 points): failed" in output and "NotAvailableWhileGrading" in output, output
-    assert "sinusoidal_visible (1 points): passed" in output and "equivariance_visible (1 points): passed" in output, output
+    assert "sinusoidal_visible (1 point): passed" in output and "equivariance_visible (1 point): passed" in output, output
     assert not (kit / "_build").exists()  # the kit's grader used the builds it ships
