@@ -1,7 +1,11 @@
 """Recurrent sequence-to-sequence models: the reference implementations of chapters 1 and 2.
 
-    rnn_cell, gru_cell           one step of a recurrent cell, from scratch (chapter 1)
-    RNNCell, GRUCell             the same as modules, parameter names as in torch.nn
+    rnn_cell, gru_cell, lstm_cell
+                                 one step of a recurrent cell, from scratch (chapter 1)
+    RNNCell, GRUCell, LSTMCell   the same as modules, parameter names as in torch.nn
+    open_gates, gradient_by_distance, relative_gradients, first_vector_task, LastStateClassifier,
+    train_memory_task
+                                 chapter 1: how far back a gradient reaches, and a task that needs it to
     Encoder                      bidirectional GRU over the source: one state per source token
     FixedContextDecoder          chapter 1: every step sees the same context vector
     additive_scores, attention_weights, BahdanauAttention
@@ -21,6 +25,8 @@ C = context width (the encoder state width), A attention width, V vocabulary siz
 
 import math
 from typing import NamedTuple
+
+import course
 
 import torch
 import torch.nn as nn
@@ -93,6 +99,40 @@ class GRUCell(RNNCell):
         return gru_cell(x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
 
 
+def lstm_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
+    """Long short-term memory, the computation of torch.nn.LSTMCell (gates stacked in the order i, f, g, o).
+
+    i = sigmoid(W_ii x + b_ii + W_hi h + b_hi)          input gate: how much of the candidate is written
+    f = sigmoid(W_if x + b_if + W_hf h + b_hf)          forget gate: how much of the cell state c is kept
+    g = tanh(W_ig x + b_ig + W_hg h + b_hg)             candidate
+    o = sigmoid(W_io x + b_io + W_ho h + b_ho)          output gate: how much of the cell state is shown
+    c' = f * c + i * g
+    h' = o * tanh(c')
+
+    x (B, I), h (B, H), c (B, H), weight_ih (4H, I), weight_hh (4H, H), biases (4H,) -> h' (B, H), c' (B, H).
+    """
+    pre_activation = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh  # (B, 4H)
+    i, f, g, o = pre_activation.chunk(4, dim=-1)  # four (B, H)
+    i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+    c_next = f * c + i * g  # the cell state: kept where f is near 1, written where i is
+    return o * torch.tanh(c_next), c_next
+
+
+class LSTMCell(RNNCell):
+    """:func:`lstm_cell` with its parameters, named and initialised as in torch.nn.LSTMCell.
+
+    Like torch.nn.LSTMCell it takes and returns the state as a pair: ``cell(x, (h, c)) -> (h', c')``.
+    """
+
+    gates = 4
+
+    def forward(self, x, state=None):
+        if state is None:
+            zeros = x.new_zeros(x.shape[0], self.hidden_size)
+            state = (zeros, zeros)
+        return lstm_cell(x, *state, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+
+
 def run_cell(cell, inputs, h0=None):
     """Apply a cell along time: inputs (B, T, I) -> all states (B, T, H). The recurrence is a plain loop."""
     h = h0
@@ -101,6 +141,124 @@ def run_cell(cell, inputs, h0=None):
         h = cell(inputs[:, t], h)
         states.append(h)
     return torch.stack(states, dim=1)
+
+
+# ----------------------------------------------------------------------------------------------
+# How far back a gradient reaches (chapter 1)
+
+
+def open_gates(recurrent: nn.Module, bias: float) -> nn.Module:
+    """Add ``bias`` to the gate that keeps the state: the LSTM's forget gate f, the GRU's update gate z.
+
+    Both are the second of the stacked gates (i, f, g, o and r, z, n), so rows H..2H of ``bias_hh``
+    (``bias_hh_l0`` in torch.nn.LSTM and torch.nn.GRU). At bias b the gate starts near sigmoid(b)
+    instead of sigmoid(0) = 1/2. Returns ``recurrent``, changed in place.
+    """
+    name = "bias_hh" if hasattr(recurrent, "bias_hh") else "bias_hh_l0"
+    with torch.no_grad():
+        getattr(recurrent, name)[recurrent.hidden_size:2 * recurrent.hidden_size] += bias
+    return recurrent
+
+
+RECURRENT = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}  # tanh RNN and the two gated cells, C++ loops
+
+
+def gradient_by_distance(recurrent: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """How much the last state depends on each input: (T,) where entry d is the norm of
+    d(sum of h_T) / d x_{T-d}, averaged over the batch (d = 0 is the last input).
+
+    recurrent: a batch_first torch.nn.RNN, GRU or LSTM; inputs (B, T, I). Sequences of a batch do not
+    interact, so one backward pass of the sum over the batch gives each sequence's own gradient.
+    """
+    inputs = inputs.detach().clone().requires_grad_()
+    states = recurrent(inputs)[0]  # (B, T, H)
+    states[:, -1].sum().backward()
+    return inputs.grad.norm(dim=-1).mean(dim=0).flip(0)  # (T,), index = distance T - t
+
+
+def relative_gradients(cell: str, seed_offset: int = 0, gate_bias: float = 0.0, length: int = 60,
+                       batch_size: int = 64, input_size: int = 8, hidden_size: int = 32) -> torch.Tensor:
+    """:func:`gradient_by_distance` of a freshly initialised ``cell`` (``"rnn"``, ``"gru"``, ``"lstm"``),
+    divided by its value at distance 1: (length,), entry 1 equal to 1.
+
+    Weights from ``course.training_setup(seed_offset)`` (PyTorch's initialisation, then
+    :func:`open_gates` with ``gate_bias`` for a gated cell); inputs N(0, 1) from the same seed.
+    """
+    seed = course.training_setup(seed_offset)
+    recurrent = RECURRENT[cell](input_size, hidden_size, batch_first=True)
+    if gate_bias:
+        open_gates(recurrent, gate_bias)
+    inputs = torch.randn(batch_size, length, input_size, generator=torch.Generator().manual_seed(seed))
+    gradients = gradient_by_distance(recurrent, inputs)
+    return gradients / gradients[1]
+
+
+# The task whose answer lies at the far end of the sequence, and the budget every cell gets for it.
+MEMORY_TASK = dict(length=40, classes=4, input_size=8, signal=3.0)
+MEMORY_TRAINING = dict(steps=300, batch_size=32, lr=1e-2, hidden_size=32, test_size=1000)
+MEMORY_TEST_SEED = 12_345  # the test sequences: the same for every cell and every seed
+
+
+def first_vector_task(batch_size: int, length: int, classes: int, input_size: int, signal: float,
+                      generator: torch.Generator):
+    """Sequences whose class is written in their first vector only; the other length - 1 vectors are noise.
+
+    The first vector is ``signal`` times the one-hot code of the class (in its first ``classes``
+    entries, zeros elsewhere); every later vector is N(0, 1) in every entry, the class entries
+    included, so no fixed input weight can filter the noise out without filtering out the class.
+    -> inputs (B, T, I), labels (B,) long.
+    """
+    labels = torch.randint(0, classes, (batch_size,), generator=generator)
+    inputs = torch.randn(batch_size, length, input_size, generator=generator)
+    inputs[:, 0] = 0.0
+    inputs[torch.arange(batch_size), 0, labels] = signal
+    return inputs, labels
+
+
+class LastStateClassifier(nn.Module):
+    """A recurrent layer (``"rnn"``, ``"gru"`` or ``"lstm"``) read only at its last state, then a linear layer to class scores.
+
+    ``gate_bias`` is passed to :func:`open_gates` (gated cells only; 0 is PyTorch's initialisation).
+    """
+
+    def __init__(self, cell: str, input_size: int, hidden_size: int, classes: int, gate_bias: float = 0.0):
+        super().__init__()
+        self.rnn = RECURRENT[cell](input_size, hidden_size, batch_first=True)
+        if gate_bias:
+            if cell == "rnn":
+                raise ValueError("a plain RNN has no gate to open")
+            open_gates(self.rnn, gate_bias)
+        self.output = nn.Linear(hidden_size, classes)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """inputs (B, T, I) -> class scores (B, classes), from h_T alone."""
+        return self.output(self.rnn(inputs)[0][:, -1])
+
+
+def train_memory_task(cell: str, seed_offset: int = 0, gate_bias: float = 0.0, task: dict | None = None,
+                      training: dict | None = None) -> dict:
+    """Train a :class:`LastStateClassifier` on :func:`first_vector_task` for a fixed number of steps.
+
+    Seeded by ``course.training_setup(seed_offset)`` (its weights, and the training batches, from
+    ``course.SEED + seed_offset``; ``course.TRAIN_THREADS`` threads); Adam, gradient norm clipped to 1.
+    The test set is the same for every run. Returns dict(cell, seed, gate_bias, accuracy, loss, model).
+    """
+    task, training = dict(MEMORY_TASK, **(task or {})), dict(MEMORY_TRAINING, **(training or {}))
+    seed = course.training_setup(seed_offset)
+    model = LastStateClassifier(cell, task["input_size"], training["hidden_size"], task["classes"], gate_bias)
+    optimiser = torch.optim.Adam(model.parameters(), lr=training["lr"])
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(training["steps"]):
+        inputs, labels = first_vector_task(training["batch_size"], generator=generator, **task)
+        loss = nn.functional.cross_entropy(model(inputs), labels)
+        optimiser.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimiser.step()
+    inputs, labels = first_vector_task(training["test_size"], generator=torch.Generator().manual_seed(MEMORY_TEST_SEED), **task)
+    with torch.no_grad():
+        accuracy = (model(inputs).argmax(dim=-1) == labels).float().mean().item()
+    return dict(cell=cell, seed=seed, gate_bias=gate_bias, accuracy=accuracy, loss=loss.item(), model=model)
 
 
 # ----------------------------------------------------------------------------------------------

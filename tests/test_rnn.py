@@ -8,16 +8,24 @@ from course.rnn import (
     BahdanauAttention,
     Encoder,
     GRUCell,
+    LastStateClassifier,
+    LSTMCell,
     RNNCell,
     additive_scores,
     attention_decoder_step,
     attention_model,
     attention_weights,
+    first_vector_task,
     fixed_context_model,
+    gradient_by_distance,
     greedy_search,
     gru_cell,
+    lstm_cell,
+    open_gates,
+    relative_gradients,
     rnn_cell,
     run_cell,
+    train_memory_task,
 )
 from course.seq2seq_data import EOS, PAD, REVERSAL_VOCAB, make_batch, reversal_pairs
 from course.seq2seq_training import exact_match_by_length, sequence_loss, train_seq2seq
@@ -57,6 +65,94 @@ def test_cells_pass_gradcheck_in_float64(cell_class):
     function = gru_cell if cell_class is GRUCell else rnn_cell
     parameters = [p.detach().clone().requires_grad_() for p in (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)]
     assert torch.autograd.gradcheck(function, (x, h, *parameters))
+
+
+def test_lstm_cell_equals_torch_lstm_cell_and_loops_equal_torch_lstm():
+    torch.manual_seed(4)
+    reference = torch.nn.LSTMCell(3, 5)
+    x, h, c = torch.randn(2, 3), torch.randn(2, 5), torch.randn(2, 5)
+    ours = LSTMCell(3, 5)
+    ours.load_state_dict(reference.state_dict())
+    for got, expected in zip(ours(x, (h, c)), reference(x, (h, c))):
+        torch.testing.assert_close(got, expected)
+    for got, expected in zip(ours(x), reference(x)):  # no state: zeros, as in torch
+        torch.testing.assert_close(got, expected)
+    lstm = torch.nn.LSTM(3, 5, batch_first=True)
+    ours.load_state_dict({name[:-3]: value for name, value in lstm.state_dict().items()})
+    inputs, state, states = torch.randn(2, 8, 3), (h, c), []
+    for t in range(8):
+        state = ours(inputs[:, t], state)
+        states.append(state[0])
+    torch.testing.assert_close(torch.stack(states, dim=1), lstm(inputs, (h[None], c[None]))[0])
+
+
+def test_lstm_cell_passes_gradcheck_in_float64():
+    torch.manual_seed(5)
+    cell = LSTMCell(3, 4).double()
+    x, h, c = (torch.randn(2, size, dtype=torch.float64, requires_grad=True) for size in (3, 4, 4))
+    parameters = [p.detach().clone().requires_grad_() for p in (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)]
+    assert torch.autograd.gradcheck(lstm_cell, (x, h, c, *parameters))
+
+
+def test_open_gates_raises_the_forget_gate_of_an_lstm_and_the_update_gate_of_a_gru():
+    torch.manual_seed(6)
+    x, h, c = torch.randn(3, 2), torch.randn(3, 4), torch.randn(3, 4)
+    lstm = open_gates(LSTMCell(2, 4), 50.0)  # forget gate 1: c' = c + i * g, whatever the rest
+    with torch.no_grad():
+        gates = (x @ lstm.weight_ih.T + lstm.bias_ih + h @ lstm.weight_hh.T + lstm.bias_hh).chunk(4, dim=-1)
+        _, c_next = lstm(x, (h, c))
+    torch.testing.assert_close(c_next, c + torch.sigmoid(gates[0]) * torch.tanh(gates[2]))
+    gru = open_gates(GRUCell(2, 4), 50.0)  # update gate 1: the state is copied
+    torch.testing.assert_close(gru(x, h), h)
+    module = torch.nn.LSTM(2, 4)
+    before = module.bias_hh_l0.detach().clone()
+    open_gates(module, 3.0)
+    torch.testing.assert_close(module.bias_hh_l0 - before, torch.tensor([0.0] * 4 + [3.0] * 4 + [0.0] * 8))
+
+
+def test_gradient_by_distance_is_the_norm_of_each_inputs_gradient():
+    torch.manual_seed(7)
+    rnn = torch.nn.GRU(3, 4, batch_first=True)
+    inputs = torch.randn(2, 6, 3)
+    got = gradient_by_distance(rnn, inputs)
+    assert got.shape == (6,)
+    for b in range(2):  # one sequence at a time: the batch does not mix them
+        single = inputs[b:b + 1].clone().requires_grad_()
+        rnn(single)[0][:, -1].sum().backward()
+        if b == 0:
+            expected = single.grad[0].norm(dim=-1).flip(0) / 2
+        else:
+            expected = expected + single.grad[0].norm(dim=-1).flip(0) / 2
+    torch.testing.assert_close(got, expected)
+    ratios = relative_gradients("rnn", length=12, batch_size=4)
+    assert ratios.shape == (12,) and ratios[1] == 1.0
+
+
+def test_gradient_of_a_plain_rnn_vanishes_and_an_open_gate_keeps_it():
+    rnn = relative_gradients("rnn", 0, length=40)
+    lstm = relative_gradients("lstm", 0, gate_bias=3.0, length=40)
+    assert rnn[30:].max() < 1e-5 < 1e-2 < lstm[30:].min()
+
+
+def test_first_vector_task_writes_the_class_in_the_first_vector_only():
+    inputs, labels = first_vector_task(5, 7, 4, 6, 3.0, torch.Generator().manual_seed(0))
+    assert inputs.shape == (5, 7, 6) and labels.shape == (5,)
+    expected_first = torch.zeros(5, 6)
+    expected_first[torch.arange(5), labels] = 3.0
+    torch.testing.assert_close(inputs[:, 0], expected_first)
+    assert (inputs[:, 1:] != 0).all()  # noise in every entry of every later vector
+
+
+def test_last_state_classifier_reads_only_the_last_state_and_memory_task_is_seeded():
+    model = LastStateClassifier("lstm", 3, 4, 2, gate_bias=1.0)
+    inputs = torch.randn(2, 5, 3)
+    torch.testing.assert_close(model(inputs), model.output(model.rnn(inputs)[0][:, -1]))
+    with pytest.raises(ValueError):
+        LastStateClassifier("rnn", 3, 4, 2, gate_bias=1.0)
+    short = dict(task=dict(length=6), training=dict(steps=3, test_size=20))
+    first, again = train_memory_task("gru", 1, **short), train_memory_task("gru", 1, **short)
+    assert first["accuracy"] == again["accuracy"] and first["loss"] == again["loss"]
+    assert 0.0 <= first["accuracy"] <= 1.0
 
 
 def make_encoded(batch=3, source=7, context=8, lengths=(7, 4, 1)):
