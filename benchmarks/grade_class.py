@@ -10,10 +10,14 @@ run that the hidden tests' results are compared with (grading/reports.py, once p
 timed apart, before the class command, which then finds it cached. The class is
 graded with the instructor's command, ``python -m grading class`` (nbgrader autograde in the
 bubblewrap sandbox); ``--no-sandbox`` grades with plain kernels, to measure what the sandbox costs.
+``--workers 1 2`` grades the same class once with each number of workers (students graded at
+once), reports the speed-up over the first, and checks that every student got the same grade in
+every cell.
 
     .venv/bin/python benchmarks/grade_class.py --students 30
     .venv/bin/python benchmarks/grade_class.py --students 6 ch03_attention
     .venv/bin/python benchmarks/grade_class.py --students 6 --no-sandbox ch03_attention
+    .venv/bin/python benchmarks/grade_class.py --students 30 --mix --workers 1 2 ch03_attention
 """
 
 import argparse
@@ -51,8 +55,17 @@ def plain_execution_s(notebook_path: Path) -> float:
     return time.perf_counter() - start
 
 
-def grade_class(assignment: str, students: int, workdir: Path, kinds=("solution",), sandbox: bool = True) -> dict:
-    course = workdir / f"{assignment}-{'sandbox' if sandbox else 'plain'}"
+def cell_grades(course: Path, assignment: str) -> dict:
+    """{(student, grade cell): score} from the course's gradebook."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        return {(submission.student.id, grade.name): grade.score for submission in gradebook.assignment_submissions(assignment)
+                for notebook in submission.notebooks for grade in notebook.grades}
+
+
+def grade_class(assignment: str, students: int, workdir: Path, kinds=("solution",), sandbox: bool = True, workers: int = 1) -> dict:
+    course = workdir / f"{assignment}-{'sandbox' if sandbox else 'plain'}-w{workers}"
     course.mkdir()
     (course / "nbgrader_config.py").write_text(
         "from grading.config import configure_grading\nc = get_config()\n"
@@ -75,7 +88,7 @@ def grade_class(assignment: str, students: int, workdir: Path, kinds=("solution"
     reports.reference_reports(nbformat.read(source, as_version=4), course / "_grading" / "reference_reports", skip={SETUP_GRADE_ID})
     reference = time.perf_counter() - start
     start = time.perf_counter()
-    graded = subprocess.run([sys.executable, "-m", "grading", "class", assignment], cwd=course, capture_output=True, text=True,
+    graded = subprocess.run([sys.executable, "-m", "grading", "class", assignment, "--workers", str(workers)], cwd=course, capture_output=True, text=True,
                             env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"})
     autograde = time.perf_counter() - start
     if graded.returncode != 0:
@@ -85,9 +98,10 @@ def grade_class(assignment: str, students: int, workdir: Path, kinds=("solution"
     feedback = time.perf_counter() - start
     per_submission = autograde / students
     return {
-        "assignment": assignment, "sandbox": "yes" if sandbox else "no", "students": students, "own compute s": own_compute,
+        "assignment": assignment, "sandbox": "yes" if sandbox else "no", "workers": workers, "students": students,
+        "own compute s": own_compute,
         "reference run s": reference, "autograde s": autograde, "per submission s": per_submission,
-        "overhead s": per_submission - own_compute, "feedback s": feedback,
+        "overhead s": per_submission - own_compute, "feedback s": feedback, "grades": cell_grades(course, assignment),
     }
 
 
@@ -105,6 +119,8 @@ def main() -> None:
     parser.add_argument("--mix", action="store_true", help="solutions, stubs and partial answers in turn")
     parser.add_argument("--no-sandbox", action="store_true", help="plain kernels, to measure what the sandbox costs")
     parser.add_argument("--both", action="store_true", help="each assignment without, then with the sandbox, in one run")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1],
+                        help="grade the class once per number given (students graded at once); speed-up against the first")
     parser.add_argument("assignments", nargs="*", help="default: every assignment in solutions/")
     args = parser.parse_args()
     rows = []
@@ -112,8 +128,17 @@ def main() -> None:
         modes = (False, True) if args.both else (not args.no_sandbox,)
         for assignment in args.assignments or assignment_names():
             for sandbox in modes:
-                rows.append(grade_class(assignment, args.students, Path(workdir), KINDS if args.mix else ("solution",), sandbox))
-                print(", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in rows[-1].items()), flush=True)
+                runs = []
+                for workers in args.workers:
+                    runs.append(grade_class(assignment, args.students, Path(workdir), KINDS if args.mix else ("solution",), sandbox, workers))
+                    runs[-1]["speed-up"] = runs[0]["autograde s"] / runs[-1]["autograde s"]
+                    grades = runs[-1].pop("grades")
+                    if len(runs) == 1:
+                        first = grades
+                    differ = sorted(key for key in first.keys() | grades.keys() if first.get(key) != grades.get(key))
+                    runs[-1]["same grades"] = "yes" if not differ else f"NO: {len(differ)} differ, e.g. {differ[:3]}"
+                    print(", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in runs[-1].items()), flush=True)
+                rows += runs
     print(f"load average at the end: {os.getloadavg()[0]:.1f} (1 min), on {os.cpu_count()} cores")
     total = sum(row["autograde s"] + row["feedback s"] for row in rows)
     submissions = sum(row["students"] for row in rows)

@@ -57,8 +57,16 @@ def save_outcomes(assignment: str, course: Path, outcomes: list) -> Path:
     why is known only to the class command (a notebook nbgrader never read leaves no trace in the gradebook)."""
     path = outcomes_path(assignment, course)
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = [asdict(outcome) if is_dataclass(outcome) else dict(outcome) for outcome in outcomes]
-    path.write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
+    rows = {}
+    if path.is_file():  # a run for some students (--student, --shard) updates theirs and keeps the others'
+        try:
+            rows = {row["student"]: row for row in json.loads(path.read_text())}
+        except (ValueError, KeyError, TypeError):
+            rows = {}
+    for outcome in outcomes:
+        row = asdict(outcome) if is_dataclass(outcome) else dict(outcome)
+        rows[row["student"]] = row
+    path.write_text(json.dumps(sorted(rows.values(), key=lambda row: row["student"]), indent=1, ensure_ascii=False) + "\n")
     return path
 
 

@@ -21,9 +21,12 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,15 +52,19 @@ class Outcome:
     unlisted: bool = False  # not on the class list the gradebook held before grading (nbgrader adds them silently)
 
 
-def course_settings(course: Path) -> dict:
-    """The folders and gradebook that nbgrader_config.py in ``course`` sets (nbgrader's defaults otherwise)."""
+def _course_config(course: Path):
+    """The configuration that nbgrader_config.py in ``course`` sets (empty without one)."""
     from traitlets.config import Config
     from traitlets.config.loader import PyFileConfigLoader
 
-    config = Config()
-    if (course / "nbgrader_config.py").exists():
-        loader = PyFileConfigLoader("nbgrader_config.py", path=str(course))
-        config = loader.load_config()
+    if not (course / "nbgrader_config.py").exists():
+        return Config()
+    return PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
+
+
+def course_settings(course: Path) -> dict:
+    """The folders and gradebook that nbgrader_config.py in ``course`` sets (nbgrader's defaults otherwise)."""
+    config = _course_config(course)
     directory = config.get("CourseDirectory", {})
     settings = {name: directory.get(name, default) for name, default in NBGRADER_DEFAULT_FOLDERS.items()}
     settings["db_url"] = settings["db_url"] or f"sqlite:///{course / 'gradebook.db'}"
@@ -98,9 +105,14 @@ def _reasons_from_log(log: str) -> dict[str, str]:
 
 
 def grade_class(assignment: str, course: Path = Path("."), force: bool = False, students: list[str] | None = None,
-                class_list: bool = True) -> list[Outcome]:
+                class_list: bool = True, workers: int = 1, progress: bool = False) -> list[Outcome]:
     """Grade every submission of ``assignment`` in ``course``. ``class_list``: mark the students the gradebook
-    did not list before grading (``nbgrader db student import``), whom nbgrader would grade without a word."""
+    did not list before grading (``nbgrader db student import``), whom nbgrader would grade without a word.
+
+    ``workers``: how many students are graded at once, each by an nbgrader process of its own over a share of
+    the class (every kernel in its own sandbox). nbgrader's SQLite gradebook takes one writer at a time, so each
+    share is graded into a copy of the gradebook, and the copies' submissions are merged back after
+    (``merge_gradebook``); a gradebook on a database server (``db_url`` not SQLite) is shared by the workers."""
     course = course.resolve()
     settings = course_settings(course)
     submitted = course / settings["submitted_directory"]
@@ -110,32 +122,89 @@ def grade_class(assignment: str, course: Path = Path("."), force: bool = False, 
     outcomes: dict[str, Outcome] = {}
     for folder in sorted(submitted.glob(f"*/{assignment}")):
         student = folder.parent.name
-        if students and student not in students:
+        if students is not None and student not in students:
             continue
         outcome = outcomes[student] = Outcome(student, unlisted=listed is not None and student not in listed)
         notebooks = sorted(folder.glob("*.ipynb"))
         problems = [problem for problem in map(precheck, notebooks) if problem] or ([] if notebooks else ["no notebook submitted"])
         outcome.reason = "; ".join(problems)
+    todo = [student for student, outcome in outcomes.items() if not outcome.reason]
+    shares = [share for share in (todo[k::max(1, workers)] for k in range(max(1, workers))) if share]
+    log_folder = (course / settings["submitted_directory"] / ".." / "logs").resolve()
+    log_folder.mkdir(parents=True, exist_ok=True)
+    counter = _Progress(len(todo), progress)
+    if len(shares) <= 1:
+        _grade_share(assignment, course, settings, outcomes, todo, settings["db_url"], force, log_folder, "", counter)
+    else:
+        _reference_run(assignment, course)  # once, before the workers (each would otherwise run it)
+        sqlite = settings["db_url"].startswith("sqlite:///")
+        shard_folder = log_folder / f"shards-{assignment}"
+        shutil.rmtree(shard_folder, ignore_errors=True)
+        shard_folder.mkdir()
+        urls = []
+        for k in range(len(shares)):
+            if sqlite:  # a copy of the gradebook as it is now: the assignment, its cells, the class list
+                shutil.copy(settings["db_url"].removeprefix("sqlite:///"), shard_folder / f"gradebook-{k + 1}.db")
+            urls.append(f"sqlite:///{shard_folder / f'gradebook-{k + 1}.db'}" if sqlite else settings["db_url"])
+        threads = max(1, _cores() // len(shares))
+        with ThreadPoolExecutor(max_workers=len(shares)) as pool:
+            jobs = [pool.submit(_grade_share, assignment, course, settings, outcomes, share, url, force, log_folder,
+                                f"-w{k + 1}", counter, threads) for k, (share, url) in enumerate(zip(shares, urls))]
+            for job in jobs:
+                job.result()
+        if sqlite:
+            for share, url in zip(shares, urls):
+                merge_gradebook(url, settings["db_url"], assignment, [s for s in share if outcomes[s].graded])
+            shutil.rmtree(shard_folder, ignore_errors=True)
+    for outcome in outcomes.values():
+        if not outcome.graded and not outcome.reason:
+            outcome.reason = "nbgrader stopped before grading it (see _grading/logs/)"
+    _read_gradebook(settings["db_url"], assignment, outcomes)
+    return list(outcomes.values())
+
+
+class _Progress:
+    """One line per student as nbgrader starts grading them (``[3/30] student07``), from any worker."""
+
+    def __init__(self, total: int, show: bool):
+        self.total, self.show, self.started, self.lock = total, show, set(), threading.Lock()
+
+    def saw(self, student: str) -> None:
+        with self.lock:
+            if student in self.started:
+                return
+            self.started.add(student)
+            if self.show:
+                print(f"  [{len(self.started)}/{self.total}] grading {student}", flush=True)
+
+
+_AUTOGRADING = re.compile(r"\] Autograding .*?/([^/]+)/[^/]+/[^/]+\.ipynb$")
+
+
+def _grade_share(assignment: str, course: Path, settings: dict, outcomes: dict[str, Outcome], share: list[str], db_url: str,
+                 force: bool, log_folder: Path, log_suffix: str, progress: _Progress, threads: int | None = None) -> None:
+    """Grade these students with nbgrader into the gradebook at ``db_url``; run it again (at most ``ATTEMPTS``
+    times) for those it stopped before, and record in ``outcomes`` who was graded or why not."""
+    submitted = course / settings["submitted_directory"]
     autograded = course / settings["autograded_directory"]
-    log_folder = course / settings["submitted_directory"] / ".." / "logs"
+    env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)} if threads else {}
     for attempt in range(ATTEMPTS):
-        todo = [s for s, o in outcomes.items() if not o.reason and not o.graded]
+        todo = [s for s in share if not outcomes[s].graded]
         if not todo:
             break
-        exclude = sorted(set(outcomes) - set(todo) | _all_students(submitted, assignment) - set(outcomes))
-        args = ["autograde", assignment, f"--CourseDirectory.student_id_exclude={','.join(exclude)}"]
+        exclude = sorted(_all_students(submitted, assignment) - set(todo))
+        args = ["autograde", assignment, f"--CourseDirectory.student_id_exclude={','.join(exclude)}",
+                f"--CourseDirectory.db_url={db_url}"]
         if force or attempt > 0:
             args.append("--force")
         if len(todo) == 1:
             args.append(f"--student={todo[0]}")
         started = time.time()
-        result = nbgrader_command(*args, cwd=course, check=False)
-        log = result.stdout + result.stderr
-        log_folder.mkdir(parents=True, exist_ok=True)
-        (log_folder.resolve() / f"autograde-{assignment}-{attempt + 1}.log").write_text(log)
+        log = _nbgrader_streamed(args, course, env, lambda line: _saw_student(line, todo, progress))
+        (log_folder / f"autograde-{assignment}{log_suffix}-{attempt + 1}.log").write_text(log)
         # Who was graded comes from nbgrader's results (the graded notebook it wrote in this run, the gradebook's
         # submission), never from the log: kernels write to the same output, so a line there may be any student's.
-        results = _graded_in_gradebook(settings["db_url"], assignment, todo)
+        results = _graded_in_gradebook(db_url, assignment, todo)
         failures = _reasons_from_log(log)
         for student in todo:
             written = [path for path in (autograded / student / assignment).glob("*.ipynb") if path.stat().st_mtime >= started - 1]
@@ -144,11 +213,100 @@ def grade_class(assignment: str, course: Path = Path("."), force: bool = False, 
                 outcomes[student].reason = ""
             elif student in failures:  # not graded: the reason nbgrader logged (a kernel could change the reason, not the status)
                 outcomes[student].reason = failures[student]
-    for outcome in outcomes.values():
-        if not outcome.graded and not outcome.reason:
-            outcome.reason = "nbgrader stopped before grading it (see _grading/logs/)"
-    _read_gradebook(settings["db_url"], assignment, outcomes)
-    return list(outcomes.values())
+
+
+def _saw_student(line: str, students: list[str], progress: _Progress) -> None:
+    match = _AUTOGRADING.search(line.rstrip())
+    if match and match.group(1) in students:  # progress only: a line a kernel wrote could name another student
+        progress.saw(match.group(1))
+
+
+def _nbgrader_streamed(args: list[str], course: Path, env: dict, on_line) -> str:
+    """nbgrader's output (its log is on stderr), line by line as it comes, and all of it at the end."""
+    bin_directory = str(Path(sys.executable).parent)
+    environment = {**os.environ, **env, "PATH": bin_directory + os.pathsep + os.environ.get("PATH", "")}
+    lines = []
+    with subprocess.Popen([str(Path(bin_directory) / "nbgrader"), *args], cwd=course, env=environment, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, errors="replace") as process:
+        for line in process.stdout:
+            lines.append(line)
+            on_line(line)
+    return "".join(lines)
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def default_workers(course: Path = Path(".")) -> int:
+    """The cores this process may use, bounded by memory: each kernel may take the sandbox's ``max_memory``."""
+    from grading.sandbox import MAX_MEMORY
+
+    config = _course_config(course.resolve())
+    per_kernel = config.get("SandboxedKernelManager", {}).get("max_memory", MAX_MEMORY)
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1
+    return max(1, min(_cores(), memory // per_kernel))
+
+
+def shard_students(course: Path, assignment: str, shard: str, among: list[str] | None = None) -> list[str]:
+    """The students of share ``K/N`` (1 <= K <= N) of those who submitted ``assignment``: every N-th, by name."""
+    match = re.fullmatch(r"(\d+)/(\d+)", shard)
+    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
+        raise SystemExit(f"--shard {shard}: expected K/N with 1 <= K <= N, e.g. 3/16")
+    k, n = int(match.group(1)), int(match.group(2))
+    submitted = course.resolve() / course_settings(course.resolve())["submitted_directory"]
+    everyone = sorted(student for student in _all_students(submitted, assignment) if not among or student in among)
+    return everyone[k - 1::n]
+
+
+def _reference_run(assignment: str, course: Path) -> None:
+    """Run (or find cached) the reference run of each of the assignment's notebooks, as nbgrader's
+    ``ReferenceReports`` would in each worker, so that it runs once."""
+    from grading.config import ReferenceReports
+
+    config = _course_config(course)
+    config.CourseDirectory.root = str(course)
+    source = course / config.CourseDirectory.get("source_directory", "source") / assignment
+    for notebook in sorted(source.glob("*.ipynb")):
+        ReferenceReports(config=config).preprocess(None, {"nbgrader": {"assignment": assignment, "notebook": notebook.stem}})
+
+
+def merge_gradebook(shard_url: str, db_url: str, assignment: str, students: list[str]) -> None:
+    """Copy these students' submissions of ``assignment`` (grades, comments, flags, timestamps) from a worker's copy
+    of the gradebook into the gradebook. The copy was made from it before grading, so cells have the same ids."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(shard_url) as shard, Gradebook(db_url) as gradebook:
+        for student in students:
+            try:
+                submission = shard.find_submission(assignment, student)
+            except MissingEntry:
+                continue
+            record = shard.find_student(student)
+            try:
+                gradebook.find_student(student)
+            except MissingEntry:  # a student nbgrader added while grading (not on the class list)
+                gradebook.add_student(student, first_name=record.first_name, last_name=record.last_name,
+                                      email=record.email, lms_user_id=record.lms_user_id)
+            target = gradebook.update_or_create_submission(assignment, student, timestamp=submission.timestamp,
+                                                           extension=submission.extension)
+            notebooks = {notebook.notebook_id: notebook for notebook in target.notebooks}
+            for notebook in submission.notebooks:
+                into = notebooks[notebook.notebook_id]
+                into.flagged, into.late_submission_penalty = notebook.flagged, notebook.late_submission_penalty
+                grades = {grade.cell_id: grade for grade in into.grades}
+                for grade in notebook.grades:
+                    copy = grades[grade.cell_id]
+                    copy.auto_score, copy.manual_score = grade.auto_score, grade.manual_score
+                    copy.extra_credit, copy.needs_manual_grade = grade.extra_credit, grade.needs_manual_grade
+                comments = {comment.cell_id: comment for comment in into.comments}
+                for comment in notebook.comments:
+                    comments[comment.cell_id].auto_comment = comment.auto_comment
+                    comments[comment.cell_id].manual_comment = comment.manual_comment
+            gradebook.db.commit()
 
 
 def _graded_in_gradebook(db_url: str, assignment: str, students: list[str]) -> set[str]:
@@ -338,6 +496,10 @@ def main(argv: list[str] | None = None) -> int:
     klass.add_argument("assignment")
     klass.add_argument("--force", action="store_true", help="grade again students already graded")
     klass.add_argument("--student", action="append", help="only this student (repeatable)")
+    klass.add_argument("--shard", metavar="K/N", help="only the K-th of N equal shares of the class (sorted by name): "
+                                                     "one job of a batch array that grades the class on several machines")
+    klass.add_argument("--workers", type=int, help="students graded at once (default: the cores here, bounded by memory "
+                                                   "at the sandbox's limit per kernel)")
     check = commands.add_parser("check", help="grade your own notebook exactly as the grader will")
     check.add_argument("notebook", type=Path)
     check.add_argument("--assignment", help="default: the notebook's file name")
@@ -358,8 +520,22 @@ def main(argv: list[str] | None = None) -> int:
         except SandboxUnavailable as error:
             print(f"not grading {args.assignment}: {error}", file=sys.stderr)
             return 2
-        outcomes = grade_class(args.assignment, Path(os.getcwd()), force=args.force, students=args.student)
+        course = Path(os.getcwd())
+        students = args.student
+        if args.shard:
+            students = shard_students(course, args.assignment, args.shard, students)
+        workers = args.workers or default_workers(course)
+        print(f"grading {args.assignment} with {workers} worker{'s' if workers > 1 else ''}", flush=True)
+        outcomes = grade_class(args.assignment, course, force=args.force, students=students, workers=workers, progress=True)
         print_outcomes(args.assignment, outcomes)
+        from grading.class_report import save_outcomes, write_report
+
+        save_outcomes(args.assignment, course, outcomes)
+        try:  # the grades are in the gradebook already: a report that fails says so and costs nothing else
+            print(f"class report: {os.path.relpath(write_report(args.assignment, course))}")
+        except Exception as error:
+            print(f"the class report could not be written ({type(error).__name__}: {error}); "
+                  f"python -m grading report {args.assignment} tries again", file=sys.stderr)
         return 0 if all(o.graded for o in outcomes) else 1
     outcomes = self_check(args.notebook, args.assignment, sandbox=False if args.no_sandbox else None)
     return 0 if all(o.graded for o in outcomes) else 1

@@ -506,12 +506,14 @@ class GuardedExecute(Execute):
     # message: a cell that replied has finished all the same, so grading goes on, with the outputs that came. A cell
     # past the time limit is another matter: its "reply" is nbclient's own after the interrupt, and a kernel still
     # busy after it swallowed the interrupt, which must raise so that the kernel is replaced (_async_handle_timeout).
-    raise_on_iopub_timeout = Bool(False, help="fail a cell whose outputs did not all arrive after its reply").tag(config=True)
+    # So nbclient's setting is decided per cell by what happened to it, not by configuration: a read-only property.
+    raise_on_iopub_timeout = property(lambda self: self._interrupted, doc="this cell passed its time limit")
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("kernel_manager_class", SandboxedKernelManager)
         super().__init__(*args, **kwargs)
         self._kernel_died = False
+        self._interrupted = False
         self._streamed = {}
 
     def preprocess(self, nb, resources=None, km=None):
@@ -536,11 +538,11 @@ class GuardedExecute(Execute):
         return Path(scratch) / REPORTS_FOLDER if scratch else Path("/nonexistent")
 
     async def _async_handle_timeout(self, timeout, cell=None):
-        self.raise_on_iopub_timeout = True  # until the next cell: a kernel still busy after the interrupt raises
+        self._interrupted = True  # until the next cell: a kernel still busy after the interrupt raises
         return await super()._async_handle_timeout(timeout, cell)
 
     def preprocess_cell(self, cell, resources, index):
-        self.raise_on_iopub_timeout = False  # a cell that replies goes on even if some of its outputs were dropped
+        self._interrupted = False  # a cell that replies goes on even if some of its outputs were dropped
         if self._kernel_died:
             return self._fail(cell, "the kernel had died in an earlier cell, so this cell was not run"), resources
         expected = self._expected_reports(cell, resources)

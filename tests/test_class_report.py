@@ -93,6 +93,9 @@ def graded_class(tmp_path_factory, progress):
     graded = subprocess.run([sys.executable, "-m", "grading", "class", ASSIGNMENT], cwd=course, capture_output=True, text=True,
                             env=environment)
     assert "5 graded, 1 not graded" in graded.stdout, graded.stdout + graded.stderr[-3000:]
+    written_by_the_class_command = course / "reports" / f"{ASSIGNMENT}.html"  # beside submitted/, like _grading/reports
+    assert f"class report: {written_by_the_class_command.relative_to(course)}" in graded.stdout, graded.stdout
+    assert (course / "logs" / f"class-{ASSIGNMENT}.json").is_file(), "the outcomes the report reads"
     reported = subprocess.run([sys.executable, "-m", "grading", "report", ASSIGNMENT], cwd=course, capture_output=True, text=True,
                               env=environment)
     assert reported.returncode == 0, reported.stderr[-3000:]

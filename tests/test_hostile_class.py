@@ -140,14 +140,14 @@ FAKE_REPORTS = REPORT_FOR_SOFTMAX.replace("    FAKE", """    import io, os, zipf
         np.savez(path, name=np.array(name), value=np.full(shape, 0.5, dtype=value.numpy().dtype))
     elif kind == 1:  # a pickled object array: unpickling it would run a command in the grader
         np.savez(path, name=np.array(name), value=np.array([Payload()], dtype=object))
-    elif kind == 2:  # a zip bomb: 1 GiB of zeros in a small file
+    elif kind == 2:  # a zip bomb: 256 MiB of zeros (4 times what the grader reads of all reports) in a small file
         with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
             buffer = io.BytesIO(); np.save(buffer, np.array(name)); archive.writestr("name.npy", buffer.getvalue())
             with archive.open("value.npy", "w", force_zip64=True) as member:
                 header = io.BytesIO()
-                np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (2**28,)})
+                np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (2**26,)})
                 member.write(header.getvalue())
-                for _ in range(2**10):
+                for _ in range(2**8):
                     member.write(bytes(2**20))
     elif kind == 3:  # a header that claims 10**12 values
         header = io.BytesIO()
@@ -220,7 +220,10 @@ for folder in (".", "/dev/shm", "/dev"):
             break
 print("written MiB:", written // 2**20)
 hogs = [subprocess.Popen([sys.executable, "-c", "x = b'1' * (1024 * 2**20); import time; time.sleep(60)"]) for _ in range(3)]
-time.sleep(5)
+for _ in range(30):  # until the memory limit stops one (on a busy machine the three take seconds to fill their GiB)
+    time.sleep(0.5)
+    if any(hog.poll() is not None for hog in hogs):
+        break
 print("memory hogs still running:", sum(hog.poll() is None for hog in hogs))
 """
 
@@ -453,7 +456,10 @@ def graded_class(tmp_path_factory, progress):
                 (target.parent / name).write_text(text)
     grader_files = {path: digest(path) for path in GRADER_FILES}
     progress(f"red team: python -m grading class {ASSIGNMENT}, {len(STUDENTS)} students (minutes)")
-    graded = subprocess.run([sys.executable, "-m", "grading", "class", ASSIGNMENT], cwd=course, capture_output=True, text=True)
+    # two workers, each grading half the class in its own copy of the gradebook (merged after): the grades below are
+    # the same as one nbgrader run's (benchmarks/grade_class.py --workers 1 2 compares them cell by cell)
+    graded = subprocess.run([sys.executable, "-m", "grading", "class", ASSIGNMENT, "--workers", "2"], cwd=course,
+                            capture_output=True, text=True)
     gradebook_after_grading = digest(course / "gradebook.db")
     time.sleep(5)  # longer than the background process of harms_others waits
     progress("red team: nbgrader generate_feedback and export")
