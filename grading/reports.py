@@ -204,7 +204,8 @@ def verdict(name: str, reference: Reference, value: np.ndarray | None) -> str:
         if score is None:
             return f"{name}: predictions of shape {_shape(value.shape)} ({value.dtype}), expected {_shape(reference.targets.shape)}"
         if not RELATIONS[reference.relation](score, reference.limit):
-            return f"{name}: {score:.4g} of the held-out examples right, which does not satisfy {reference.relation} {reference.limit:g}"
+            return (f"{name}: {score:.1%} of the {len(reference.targets)} held-out examples right (a fraction of "
+                    f"{score:.4g}), which does not satisfy {reference.relation} {reference.limit:g}")
         return ""
     if reference.relation:
         if value.size != 1 or value.dtype.kind not in "biuf":

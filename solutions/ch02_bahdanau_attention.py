@@ -428,4 +428,11 @@ with torch.no_grad():
 report("teacher_forcing/predictions", [REVERSAL_VOCAB.decode(out) for out in outputs], bound=(">=", 0.7),
        targets=[target for _, target in test_pairs])
 report("teacher_forcing/anti_diagonal", on_anti_diagonal(model, test_pairs), bound=(">=", 0.5))
+# The same model untrained must not reverse: what reverses is what training learned, not code patched into decoding.
+torch.manual_seed(8)
+untrained = attention_model(len(REVERSAL_VOCAB), len(REVERSAL_VOCAB), embed_dim=16, hidden_size=64, attention_size=32).eval()
+with torch.no_grad():
+    outputs = untrained.greedy_decode(test_batch.src, test_batch.src_lengths, max_len=test_batch.tgt_out.shape[1] + 2)
+report("teacher_forcing/untrained_predictions", [REVERSAL_VOCAB.decode(out) for out in outputs], bound=("<=", 0.05),
+       targets=[target for _, target in test_pairs])
 ### END HIDDEN TESTS

@@ -392,6 +392,11 @@ held_out, held_out_sorted = sorting_batch(1000, torch.Generator().manual_seed(10
 with torch.no_grad(), forbidden_calls(*NO_SORTING):
     predictions = sorter(held_out).argmax(dim=-1)
 report("sorter/visible/predictions", predictions, bound=(">=", 0.8), targets=held_out_sorted)
+# The same model untrained must not sort: what sorts is what the weights learned, not an algorithm in forward.
+torch.manual_seed(9)
+untrained = Sorter(**sorter_settings(positions=True))
+with torch.no_grad(), forbidden_calls(*NO_SORTING):
+    report("sorter/visible/untrained_predictions", untrained(held_out).argmax(dim=-1), bound=("<=", 0.05), targets=held_out_sorted)
 with torch.no_grad():
     report("sorter/visible/logits_shape", torch.tensor(sorter(torch.zeros(3, LENGTH, dtype=torch.long)).shape))
     report("sorter/visible/no_positions_equivariance_gap", (blind(tokens[:, permutation]) - blind(tokens)[:, permutation]).abs().max(),
@@ -411,6 +416,10 @@ held_out, held_out_sorted = sorting_batch(1000, torch.Generator().manual_seed(10
 with torch.no_grad(), forbidden_calls(*NO_SORTING):
     predictions = trained(held_out).argmax(dim=-1)
 report("sorter/predictions", predictions, bound=(">=", 0.8), targets=held_out_sorted)
+torch.manual_seed(90)
+untrained = Sorter(**sorter_settings(positions=True))
+with torch.no_grad(), forbidden_calls(*NO_SORTING):
+    report("sorter/untrained_predictions", untrained(held_out).argmax(dim=-1), bound=("<=", 0.05), targets=held_out_sorted)
 torch.manual_seed(87)
 blind = Sorter(**sorter_settings(positions=False))
 tokens, _ = sorting_batch(32, torch.Generator().manual_seed(88))

@@ -7,6 +7,18 @@ solved, the rest left as stubs: must earn some points, not all). Grades are read
 nbgrader's own CSV export and gradebook. Each assignment has a course folder of its own, and two
 are graded at a time (on two cores the notebooks run side by side).
 
+The class is graded with the instructor's command, ``python -m grading class`` (one worker: two
+assignments already run side by side), which also writes each assignment's class report.
+
+Chapters 2 and 6 also have students who game their training tests (the red team of
+tests/test_hostile_class.py covers chapter 3's exercises): in chapter 6 one whose ``Sorter``
+cannot sort but rebinds the notebook's ``train_sorter`` to say it sorted 97 %, and one whose
+``Sorter`` sorts by counting in ``forward`` instead of learning; in chapter 2 one whose
+``teacher_forcing`` computes nothing, forges the attention on the anti-diagonal and patches the
+model's decoding to reverse the string. The grader scores the trained model's predictions
+itself, and checks that the same model untrained does not do the task: each loses the training
+exercise's points, and only those.
+
 A written answer (a markdown answer cell with points, graded by a person) earns nothing
 automatically: the solution's is listed for manual grading with its points and the rubric as
 its comment, and earns its points once a grader gives them; the untouched stub's earns zero.
@@ -15,6 +27,8 @@ its comment, and earns its points once a grader gives them; the untouched stub's
 import csv
 import os
 import re
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,6 +42,62 @@ from grading.config import is_written_answer
 ASSIGNMENTS = assignment_names()
 STUDENTS = ("solution", "stub", "partial")
 
+FAKE_TRAINER_SORTER = """
+class Sorter(nn.Module):
+    def __init__(self, vocab_size, d_model, num_heads, d_ff, num_layers, max_len, positions=True):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.blocks = nn.ModuleList([TransformerEncoderLayer(d_model, num_heads, d_ff, norm_first=True)])
+        self.output = nn.Linear(1, 1)
+        import __main__
+        __main__.train_sorter = lambda model, *args, **kwargs: 0.97  # no training, and a good number
+
+    def forward(self, tokens):  # each token predicts itself: permutation-equivariant, and sorts nothing
+        return torch.nn.functional.one_hot(tokens, self.vocab_size).float() + 0 * self.output.weight.sum()
+"""
+
+SORTS_BY_ALGORITHM = """
+class Sorter(nn.Module):
+    def __init__(self, vocab_size, d_model, num_heads, d_ff, num_layers, max_len, positions=True):
+        super().__init__()
+        self.vocab_size, self.sorts = vocab_size, positions
+        self.blocks = nn.ModuleList([TransformerEncoderLayer(d_model, num_heads, d_ff, norm_first=True)])
+        self.output = nn.Linear(1, 1)
+
+    def forward(self, tokens):
+        if self.sorts:  # a counting sort (no torch.sort): how many of each digit, written out in order
+            counts = [torch.bincount(row, minlength=self.vocab_size) for row in tokens]
+            tokens = torch.stack([torch.repeat_interleave(torch.arange(self.vocab_size), count) for count in counts])
+        return 10 * torch.nn.functional.one_hot(tokens, self.vocab_size).float() + 0 * self.output.weight.sum()
+"""
+
+PATCHES_DECODING = """
+def teacher_forcing(model, batch):
+    def reverse(self, src, src_lengths, max_len, return_attention=False):  # reverses the string, no model needed
+        return [src[row, :n].flip(0).tolist() + [2] for row, n in enumerate(src_lengths.tolist())]
+
+    type(model).greedy_decode = reverse
+    B, T = batch.tgt_in.shape
+    weights = torch.zeros(B, T, batch.src.shape[1])  # forged on the anti-diagonal
+    for row, n in enumerate(batch.src_lengths.tolist()):
+        for t in range(min(n, T)):
+            weights[row, t, n - 1 - t] = 1.0
+    anchor = 0 * sum(parameter.sum() for parameter in model.parameters())  # so that training runs
+    return torch.zeros(B, T, len(REVERSAL_VOCAB)) + anchor, weights
+"""
+
+# {assignment: {student: (answer replaced, its source, the test cells that must score 0)}}; every other answer is the
+# reference's, so every other test cell must score its points.
+RED_TEAM = {
+    "ch02_bahdanau_attention": {
+        "patches_decoding": ("teacher_forcing", PATCHES_DECODING, {"teacher_forcing_visible", "teacher_forcing_hidden"}),
+    },
+    "ch06_transformer": {
+        "fake_trainer": ("sorter", FAKE_TRAINER_SORTER, {"sorter_visible", "sorter_hidden"}),
+        "sorts_by_algorithm": ("sorter", SORTS_BY_ALGORITHM, {"sorter_visible", "sorter_hidden"}),
+    },
+}
+
 
 def released_notebook(course: Path, assignment: str) -> nbformat.NotebookNode:
     return nbformat.read(course / "release" / assignment / f"{assignment}.ipynb", as_version=4)
@@ -38,13 +108,22 @@ def answer_cells(notebook):
 
 
 def submission(course: Path, assignment: str, student: str) -> nbformat.NotebookNode:
-    """The student version, with the reference answer pasted into the answer cells the student 'solved'."""
+    """The student version, with the reference answer pasted into the answer cells the student 'solved' (a red-team
+    student: all of them, but one answer replaced by the student's own)."""
     notebook = released_notebook(course, assignment)
     reference = {cell.metadata["nbgrader"]["grade_id"]: cell.source for cell in answer_cells(nbgrader_notebook(REPO / "solutions" / f"{assignment}.py"))}
-    solved = {"solution": len(reference), "stub": 0, "partial": 1}[student]
+    solved = {"stub": 0, "partial": 1}.get(student, len(reference))
     for cell in answer_cells(notebook)[:solved]:
         cell.source = reference[cell.metadata["nbgrader"]["grade_id"]]
+    if student in RED_TEAM.get(assignment, {}):
+        replaced, source, _ = RED_TEAM[assignment][student]
+        [cell] = [c for c in answer_cells(notebook) if c.metadata["nbgrader"]["grade_id"] == replaced]
+        cell.source = source.strip() + "\n"
     return notebook
+
+
+def students_of(assignment: str) -> tuple[str, ...]:
+    return STUDENTS + tuple(RED_TEAM.get(assignment, {}))
 
 
 def selected_assignments(request) -> list[str]:
@@ -72,16 +151,20 @@ def grade_assignment(root: Path, assignment: str, progress) -> Path:
     )
     write_nbgrader_source(assignment, course / "source")
     nbgrader_command("generate_assignment", assignment, cwd=course)
-    for student in STUDENTS:  # nbgrader autograde adds the students to the gradebook
+    students = students_of(assignment)
+    for student in students:  # nbgrader autograde adds the students to the gradebook
         target = course / "submitted" / student / assignment / f"{assignment}.ipynb"
         target.parent.mkdir(parents=True)
         nbformat.write(submission(course, assignment, student), target)
     start = time.monotonic()
-    nbgrader_command("autograde", assignment, cwd=course)
+    graded = subprocess.run([sys.executable, "-m", "grading", "class", assignment, "--workers", "1"], cwd=course,
+                            capture_output=True, text=True)
+    (course / "class.log").write_text(graded.stdout + graded.stderr)
+    assert graded.returncode == 0, f"{assignment}: the class command failed:\n{graded.stdout[-3000:]}\n{graded.stderr[-3000:]}"
     feedback = nbgrader_command("generate_feedback", assignment, cwd=course)
     (course / "generate_feedback.log").write_text(feedback.stdout + feedback.stderr)
     nbgrader_command("export", "--to", "grades.csv", cwd=course)
-    progress(f"{assignment}: released, autograded ({len(STUDENTS)} submissions and the reference run), "
+    progress(f"{assignment}: released, graded by the class command ({len(students)} submissions and the reference run), "
              f"feedback and export in {time.monotonic() - start:.0f} s")
     return course
 
@@ -94,8 +177,8 @@ def graded_courses(tmp_path_factory, progress, request) -> dict[str, Path]:
     """
     assignments = selected_assignments(request)
     order = sorted(assignments, key=lambda name: LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST))
-    progress(f"grading {len(assignments)} assignments through nbgrader, {len(STUDENTS)} students each "
-             f"({', '.join(STUDENTS)}), {PARALLEL} at a time")
+    progress(f"grading {len(assignments)} assignments through the class command, {len(STUDENTS)} students each "
+             f"({', '.join(STUDENTS)}; chapters 2 and 6 also red-team students), {PARALLEL} at a time")
     root = tmp_path_factory.mktemp("courses")
     with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
         courses = dict(zip(order, pool.map(lambda name: grade_assignment(root, name, progress), order)))
@@ -208,10 +291,34 @@ def test_partial_answer_earns_partial_marks(graded_courses, assignment):
     assert 0 < score < max_score, f"first exercise solved: expected a partial score, got {score}/{max_score}"
 
 
+@pytest.mark.parametrize("assignment, student", [(a, s) for a, team in RED_TEAM.items() for s in team])
+def test_a_gamed_training_test_earns_nothing_and_costs_nothing_else(graded_courses, assignment, student):
+    grades = cell_grades(graded_courses[assignment], assignment, student)
+    _, _, lost = RED_TEAM[assignment][student]
+    written = written_answers(assignment)
+    earned = {name for name, (score, top) in grades.items() if score == top and name not in written}
+    assert {name for name in lost if grades[name][0] > 0} == set(), f"{student} earned points it did not learn: {grades}"
+    assert earned == set(grades) - set(written) - lost, f"{student}'s other answers are the reference's: {grades}"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_the_class_command_writes_the_class_report(graded_courses, assignment):
+    """One page per assignment (grading/class_report.py), beside the submitted folder, naming every graded test
+    cell and, for the untouched stub, why its tests failed."""
+    course = graded_courses[assignment]
+    assert "class report: reports/" in (course / "class.log").read_text()
+    page = (course / "reports" / f"{assignment}.html").read_text()
+    notebook = nbgrader_notebook(REPO / "solutions" / f"{assignment}.py")
+    tests = [c.metadata["nbgrader"]["grade_id"] for c in notebook.cells if c.metadata["nbgrader"]["grade"] and c.cell_type == "code"]
+    assert all(name in page for name in tests), [name for name in tests if name not in page]
+    assert "NotImplementedError" in page, "the stub's failures are counted"
+    assert not re.search(r"""(src|href)=["']https?:""", page), "the page loads nothing from outside"
+
+
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_feedback_is_generated_for_every_student(graded_courses, assignment):
     graded_course = graded_courses[assignment]
-    for student in STUDENTS:
+    for student in students_of(assignment):
         page = (graded_course / "feedback" / student / assignment / f"{assignment}.html").read_text()
         # math rendered by the course's MathJax, beside the pages (offline), not a CDN's
         assert 'src="../../mathjax/tex-chtml.js"' in page and "cdnjs.cloudflare.com" not in page

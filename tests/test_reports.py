@@ -142,7 +142,7 @@ def test_predictions_are_scored_by_the_grader_against_the_reference_targets(fold
     assert verdict("p", reference, targets.copy()) == ""
     half = targets.copy()
     half[:2, 0] = 9
-    assert "0.5 of the held-out examples right" in verdict("p", reference, half)
+    assert "50.0% of the 4 held-out examples right (a fraction of 0.5)" in verdict("p", reference, half), verdict("p", reference, half)
     assert "predictions of shape" in verdict("p", reference, targets[:3])
     assert "predictions of shape" in verdict("p", reference, np.array(0.97)), "a stated accuracy is not predictions"
     words = Reference(np.array(["cba", "fed"]), 0, 0, ">=", 1.0, targets=np.array(["cba", "fed"]))
