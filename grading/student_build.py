@@ -44,6 +44,7 @@ ANSWERS: dict[str, dict[str, list[str]]] = {
     "ch01_rnn_seq2seq": {
         "rnn_cell": ["rnn.rnn_cell"],
         "greedy_decode": ["rnn.greedy_search"],
+        "lstm_cell": ["rnn.lstm_cell", "rnn.LSTMCell"],
     },
     "ch02_bahdanau_attention": {
         "additive_scores": ["rnn.additive_scores"],

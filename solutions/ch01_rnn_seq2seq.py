@@ -13,13 +13,15 @@
 # %% [markdown]
 # # Exercises 1: sequence modelling with RNNs
 #
-# Two pieces of chapter 1's encoder-decoder: the recurrent cell that both halves are made of,
-# and the loop that turns a trained decoder into a generator of output sequences.
+# Three pieces of chapter 1: the recurrent cell that both halves of the encoder-decoder are made
+# of, the loop that turns a trained decoder into a generator of output sequences, and the gated
+# cell whose state carries information (and gradients) across many steps.
 #
 # | exercise | points |
 # | --- | --- |
 # | 1. an Elman RNN cell, equal to `torch.nn.RNNCell` | 3 |
 # | 2. greedy decoding | 4 |
+# | 3. an LSTM cell from its gates, equal to `torch.nn.LSTMCell` | 5 |
 #
 # **How you are graded.** Each test cell below is worth points. The tests you see check the
 # basics and say what went wrong; when the notebook is graded, further hidden tests compare
@@ -222,4 +224,145 @@ def successor_step(prev_tokens, state):
     return logits, state
 
 report("greedy_decode/hidden/successor", greedy_decode(successor_step, None, batch_size=2, max_len=6))
+### END HIDDEN TESTS
+
+
+# %% [markdown]
+# ## Exercise 3: an LSTM cell from its gates (5 points)
+#
+# The LSTM keeps two vectors, the state $h$ it shows and a *cell state* $c$ that only its gates
+# touch. From $x$ and $h$ it computes an input gate $i$, a forget gate $f$, a candidate $g$ and an
+# output gate $o$, each with its own weights:
+#
+# $$\begin{aligned}
+# i &= \sigma\left(W_{ii}\, x + b_{ii} + W_{hi}\, h + b_{hi}\right), &
+# f &= \sigma\left(W_{if}\, x + b_{if} + W_{hf}\, h + b_{hf}\right), \\
+# g &= \tanh\left(W_{ig}\, x + b_{ig} + W_{hg}\, h + b_{hg}\right), &
+# o &= \sigma\left(W_{io}\, x + b_{io} + W_{ho}\, h + b_{ho}\right), \\
+# c' &= f \odot c + i \odot g, &
+# h' &= o \odot \tanh(c').
+# \end{aligned}$$
+#
+# PyTorch stores the four gates' weights stacked in one matrix, in the order $i, f, g, o$:
+# `weight_ih (4H, I)` holds $W_{ii}$ in its rows `0:H`, $W_{if}$ in `H:2H`, $W_{ig}$ in `2H:3H` and
+# $W_{io}$ in `3H:4H`; `weight_hh (4H, H)`, `bias_ih (4H,)` and `bias_hh (4H,)` the same way.
+# $\sigma$ is the sigmoid and $\odot$ the product entry by entry.
+
+# %% solution="lstm_cell"
+def lstm_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
+    """One step of an LSTM: the new state h' and cell state c', each (B, H).
+
+    Args:
+        x: (B, I) inputs at this step.
+        h: (B, H) previous states; c: (B, H) previous cell states.
+        weight_ih: (4H, I); weight_hh: (4H, H); bias_ih, bias_hh: (4H,). The rows of the gates
+            i, f, g, o are stacked in that order (PyTorch's).
+
+    Returns:
+        the pair (h', c'), two (B, H) tensors, same dtype as x.
+
+    Do not call torch.nn.LSTMCell, torch.nn.LSTM or torch.lstm_cell, nor the course's own
+    course.rnn.lstm_cell or course.rnn.LSTMCell; use matrix products (@), +, *, torch.sigmoid
+    and torch.tanh.
+    """
+    ### BEGIN SOLUTION
+    pre_activation = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh  # (B, 4H)
+    i, f, g, o = pre_activation.chunk(4, dim=-1)  # four (B, H), in PyTorch's order
+    i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+    c_next = f * c + i * g  # kept where f is near 1, written where i is
+    return o * torch.tanh(c_next), c_next
+    ### END SOLUTION
+
+
+# %% tests="lstm_cell_visible" points=2
+torch_lstm = torch.nn.LSTMCell(4, 3)
+x, h, c = torch.randn(2, 4), torch.randn(2, 3), torch.randn(2, 3)
+got = lstm_cell(x, h, c, torch_lstm.weight_ih, torch_lstm.weight_hh, torch_lstm.bias_ih, torch_lstm.bias_hh)
+assert isinstance(got, tuple) and len(got) == 2, f"lstm_cell must return the pair (h', c'), got {type(got).__name__}"
+expected_h, expected_c = torch_lstm(x, (h, c))
+
+
+def torch_lstm_misread(order="ifgo", fixed_at_one="", without_bias_hh=False):
+    """What torch.nn.LSTMCell gives, (h', c'), with its weights misread: the gates' rows taken in another
+    order, the gates named in fixed_at_one equal to 1 (a bias of 50: its sigmoid is 1 in float32), or no bias_hh."""
+    H, position = torch_lstm.hidden_size, "ifgo".index
+    rows = torch.cat([torch.arange(position(gate) * H, (position(gate) + 1) * H) for gate in order])
+    weights = {name: value.detach()[rows] for name, value in torch_lstm.named_parameters()}
+    for gate in fixed_at_one:
+        weights["bias_hh"][position(gate) * H:(position(gate) + 1) * H] += 50.0
+    if without_bias_hh:
+        weights["bias_hh"] = torch.zeros_like(weights["bias_hh"])
+    return torch.func.functional_call(torch_lstm, weights, (x, (h, c)))
+
+
+mistakes = {
+    "the input and forget gates are swapped (PyTorch stacks the rows i, f, g, o)": torch_lstm_misread("figo"),
+    "the candidate and the output gate are swapped (the rows read as i, f, o, g, CS231n's order)": torch_lstm_misread("ifog"),
+    "the new cell state does not use the forget gate (c' = c + i * g)": torch_lstm_misread(fixed_at_one="f"),
+    "the candidate is not multiplied by the input gate (c' = f * c + g)": torch_lstm_misread(fixed_at_one="i"),
+    "h' does not use the output gate (h' = tanh(c'))": torch_lstm_misread(fixed_at_one="o"),
+    "bias_hh is left out": torch_lstm_misread(without_bias_hh=True),
+}
+mistakes["h' and c' are returned the other way round"] = (expected_c, expected_h)
+hint = "i, f and o go through a sigmoid, g through a tanh; c' = f * c + i * g; h' = o * tanh(c')"
+check_close(got[1], expected_c, "c' of lstm_cell vs torch.nn.LSTMCell with the same weights", hint=hint,
+            mistakes={cause: wrong[1] for cause, wrong in mistakes.items()})
+check_close(got[0], expected_h, "h' of lstm_cell vs torch.nn.LSTMCell with the same weights", hint=hint,
+            mistakes={cause: wrong[0] for cause, wrong in mistakes.items()})
+print("Exercise 3: visible tests passed.")
+### BEGIN HIDDEN TESTS
+# The same check on the grader's own weights and inputs, without PyTorch's own LSTM; the grader compares
+# the result with the reference's.
+from course.checks import forbidden_calls, report
+
+generator = torch.Generator().manual_seed(30)
+weights = [torch.randn(12, 4, generator=generator), torch.randn(12, 3, generator=generator),
+           torch.randn(12, generator=generator), torch.randn(12, generator=generator)]
+x = torch.randn(2, 4, generator=generator)
+h, c = torch.randn(2, 3, generator=generator), torch.randn(2, 3, generator=generator)
+with forbidden_calls((torch, "lstm_cell"), (torch, "lstm"), (torch.nn, "LSTMCell"), (torch.nn, "LSTM"),
+                     (torch.nn.LSTMCell, "forward"), (torch.nn.LSTM, "forward")):
+    h_next, c_next = lstm_cell(x, h, c, *weights)
+report("lstm_cell/visible/h", h_next)
+report("lstm_cell/visible/c", c_next)
+### END HIDDEN TESTS
+
+# %% tests="lstm_cell_hidden" points=3
+# Hidden tests, run when the notebook is graded: random sizes, float64, a run of many steps with the
+# forget gate held open (errors would be carried along the sequence), and no call to PyTorch's own LSTM.
+### BEGIN HIDDEN TESTS
+from course.checks import forbidden_calls, report
+
+def seeded_lstm_weights(inputs, hidden, generator, dtype):
+    """weight_ih (4H, I), weight_hh (4H, H), bias_ih, bias_hh (4H,), scaled as torch.nn.LSTMCell initialises them."""
+    scale = hidden ** -0.5
+    return (scale * torch.randn(4 * hidden, inputs, generator=generator, dtype=dtype),
+            scale * torch.randn(4 * hidden, hidden, generator=generator, dtype=dtype),
+            scale * torch.randn(4 * hidden, generator=generator, dtype=dtype),
+            scale * torch.randn(4 * hidden, generator=generator, dtype=dtype))
+
+generator = torch.Generator().manual_seed(31)
+for dtype in (torch.float32, torch.float64):
+    for batch, inputs, hidden in [(1, 1, 1), (5, 3, 8), (7, 16, 4)]:
+        weights = seeded_lstm_weights(inputs, hidden, generator, dtype)
+        x = torch.randn(batch, inputs, generator=generator, dtype=dtype)
+        h = torch.randn(batch, hidden, generator=generator, dtype=dtype)
+        c = torch.randn(batch, hidden, generator=generator, dtype=dtype)
+        with forbidden_calls((torch, "lstm_cell"), (torch, "lstm"), (torch.nn, "LSTMCell"), (torch.nn, "LSTM"),
+                             (torch.nn.LSTMCell, "forward"), (torch.nn.LSTM, "forward")):
+            h_next, c_next = lstm_cell(x, h, c, *weights)
+        case = f"{dtype}/B={batch} I={inputs} H={hidden}"
+        report(f"lstm_cell/hidden/{case}/h", h_next)
+        report(f"lstm_cell/hidden/{case}/c", c_next)
+
+# Thirty steps, fed back into itself, with the forget gate's bias raised by 3 (as in chapter 1): the cell
+# state carries what it holds along the sequence, and would carry an error too.
+weight_ih, weight_hh, bias_ih, bias_hh = seeded_lstm_weights(3, 5, generator, torch.float64)
+bias_hh[5:10] += 3.0  # the rows of f
+inputs = torch.randn(2, 30, 3, generator=generator, dtype=torch.float64)
+h, c = torch.zeros(2, 5, dtype=torch.float64), torch.zeros(2, 5, dtype=torch.float64)
+for t in range(30):
+    h, c = lstm_cell(inputs[:, t], h, c, weight_ih, weight_hh, bias_ih, bias_hh)
+report("lstm_cell/hidden/30_steps/h", h, atol=1e-10, rtol=1e-8)
+report("lstm_cell/hidden/30_steps/c", c, atol=1e-10, rtol=1e-8)
 ### END HIDDEN TESTS
