@@ -116,15 +116,19 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
+def watch(page):
     page.problems = []
     page.on("console", lambda message: message.type == "error" and page.problems.append(f"console: {message.text} ({message.location.get('url')})"))
     page.on("pageerror", lambda error: page.problems.append(f"page error: {error}"))
     page.on("requestfailed", lambda request: page.problems.append(f"request failed: {request.url}"))
     page.on("response", lambda response: response.status >= 400 and page.problems.append(f"HTTP {response.status}: {response.url}"))
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    watch(page)
     yield page
     context.close()
 
@@ -133,19 +137,32 @@ def url_of(server: str, page: Path) -> str:
     return f"{server}/{page.relative_to(SITE).as_posix()}"
 
 
-@pytest.mark.parametrize("html", PAGES, ids=[str(p.relative_to(SITE)) for p in PAGES])
-def test_page_loads_without_errors_and_every_image_loads(server, page, html):
-    page.goto(url_of(server, html), wait_until="load")
-    redirect = parsed(html).redirect
-    if redirect:
-        # The root page sends the reader on; wait for where it lands, else closing the page
-        # would cut off the landing page's own requests and read as failures.
-        page.wait_for_url(url_of(server, html.parent / redirect))
-        page.wait_for_load_state("load")
-    page.wait_for_load_state("networkidle")
-    broken = page.evaluate("Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)")
+def ids(pages):
+    return [str(p.relative_to(SITE)) for p in pages]
+
+
+@pytest.fixture(scope="module")
+def opened(request, server, browser):
+    """The page ``request.param`` opened once at 1280 px in the light theme, typeset and settled, with what went wrong
+    while it loaded (``problems``) and every URL it requested (``requests``). Tests parametrized with it indirectly
+    share one opening per page (pytest runs each page's tests together): they only read it; the one that changes it
+    (the dark theme of the axe audit) puts it back."""
+    html = request.param
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.problems, page.requests = [], []
+    page.on("request", lambda request: page.requests.append(request.url))
+    watch(page)
+    open_page(page, server, html)
+    yield page
+    context.close()
+
+
+@pytest.mark.parametrize("opened", PAGES, ids=ids(PAGES), indirect=True)
+def test_page_loads_without_errors_and_every_image_loads(opened):
+    broken = opened.evaluate("Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)")
     assert broken == [], f"images that did not load: {broken}"
-    assert page.problems == [], "\n".join(page.problems)
+    assert opened.problems == [], "\n".join(opened.problems)
 
 
 @pytest.mark.parametrize("html", PAGES, ids=[str(p.relative_to(SITE)) for p in PAGES])
@@ -222,19 +239,15 @@ def pages_with_math() -> list[Path]:
     return [page for page in PAGES if 'class="math' in page.read_text(encoding="utf-8")]
 
 
-@pytest.mark.parametrize("html", pages_with_math(), ids=lambda p: str(p.relative_to(SITE)))
-def test_math_is_rendered_by_the_bundled_mathjax(server, page, html):
-    requested = []
-    page.on("request", lambda request: requested.append(request.url))
-    page.goto(url_of(server, html), wait_until="load")
-    page.wait_for_selector("mjx-container", state="attached", timeout=20_000)
-    unrendered = page.evaluate(
+@pytest.mark.parametrize("opened", pages_with_math(), ids=ids(pages_with_math()), indirect=True)
+def test_math_is_rendered_by_the_bundled_mathjax(server, opened):
+    unrendered = opened.evaluate(
         "Array.from(document.querySelectorAll('.math')).filter(e => !e.querySelector('mjx-container')).length"
     )
     assert unrendered == 0, f"{unrendered} formulas were not typeset"
-    assert any("/mathjax/tex-chtml.js" in url for url in requested)
-    assert not [url for url in requested if not url.startswith(server)], "the page fetched something from outside"
-    assert page.problems == [], "\n".join(page.problems)
+    assert any("/mathjax/tex-chtml.js" in url for url in opened.requests)
+    assert not [url for url in opened.requests if not url.startswith(server)], "the page fetched something from outside"
+    assert opened.problems == [], "\n".join(opened.problems)
 
 
 @pytest.mark.parametrize("width", [1280, 400])
@@ -268,11 +281,11 @@ CHAPTER_PAGES = [p for p in PAGES if p.parent.name == "chapters"]
 EXERCISE_PAGES = [p for p in PAGES if p.parent.parent.name == "exercises"]
 
 
-@pytest.mark.parametrize("html", CHAPTER_PAGES, ids=lambda p: p.stem)
-def test_figures_are_numbered_per_chapter(server, page, html):
+@pytest.mark.parametrize("opened", CHAPTER_PAGES, ids=ids(CHAPTER_PAGES), indirect=True)
+def test_figures_are_numbered_per_chapter(request, opened):
     """Chapter 7's figures read "Fig. 7.1", "Fig. 7.2", ..., in the captions and in the text's references."""
+    page, html = opened, request.node.callspec.params["opened"]
     chapter = int(re.match(r"ch(\d+)_", html.stem).group(1))
-    page.goto(url_of(server, html), wait_until="load")
     captions = [text.strip() for text in page.locator("figure .caption-number").all_inner_texts()]
     assert captions == [f"Fig. {chapter}.{k}" for k in range(1, len(captions) + 1)], captions
     references = page.eval_on_selector_all(
@@ -284,11 +297,10 @@ def test_figures_are_numbered_per_chapter(server, page, html):
     assert all(re.fullmatch(r"Fig\. \d+\.\d+", text) for _, text in figures), figures
 
 
-@pytest.mark.parametrize("html", CHAPTER_PAGES + EXERCISE_PAGES, ids=lambda p: str(p.relative_to(SITE)))
-def test_code_fits_the_page_at_1280_px(server, page, html):
+@pytest.mark.parametrize("opened", CHAPTER_PAGES + EXERCISE_PAGES, ids=ids(CHAPTER_PAGES + EXERCISE_PAGES), indirect=True)
+def test_code_fits_the_page_at_1280_px(opened):
     """No code cell hides the end of a line behind a horizontal scrollbar on a desktop screen."""
-    page.goto(url_of(server, html), wait_until="load")
-    overflowing = page.evaluate(
+    overflowing = opened.evaluate(
         """Array.from(document.querySelectorAll('div.cell_input pre, div.highlight pre'))
              .filter(pre => !pre.closest('.cell_output'))
              .flatMap(pre => [pre, pre.parentElement])
@@ -298,11 +310,10 @@ def test_code_fits_the_page_at_1280_px(server, page, html):
     assert overflowing == [], f"{len(overflowing)} code blocks scroll sideways, e.g. the line {overflowing[:1]}"
 
 
-@pytest.mark.parametrize("html", EXERCISE_PAGES, ids=lambda p: p.stem)
-def test_exercise_pages_do_not_show_the_colab_setup_cell(server, page, html):
+@pytest.mark.parametrize("opened", EXERCISE_PAGES, ids=ids(EXERCISE_PAGES), indirect=True)
+def test_exercise_pages_do_not_show_the_colab_setup_cell(opened):
     """The student's notebook starts with a cell that fetches the course on Colab; the website's page does not show it."""
-    page.goto(url_of(server, html), wait_until="load")
-    code = "\n".join(page.locator("div.cell_input").all_inner_texts())
+    code = "\n".join(opened.locator("div.cell_input").all_inner_texts())
     assert code, "the exercise page shows no code at all"
     assert 'find_spec("course")' not in code and "git" not in code.split("\n")[0], "the Colab setup cell is on the page"
 
@@ -357,16 +368,6 @@ def axe_problems(page, options: dict | None = None) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("html", PAGES, ids=[str(p.relative_to(SITE)) for p in PAGES])
-def test_axe_finds_no_serious_or_critical_violations(server, page, html):
-    """axe-core (bundled with axe-playwright-python, nothing downloaded) on the page in the light theme, then
-    its colour contrast in the dark theme (the other rules do not depend on the theme)."""
-    open_page(page, server, html)
-    problems = [f"light theme: {problem}" for problem in axe_problems(page)]
-    page.evaluate("document.documentElement.dataset.theme = 'dark'")
-    settle(page)
-    problems += [f"dark theme: {problem}" for problem in axe_problems(page, {"runOnly": ["color-contrast"]})]
-    assert problems == [], "\n".join(problems)
 
 
 # Each piece of text (and each typeset formula) whose right end lies beyond the visible part of a box
@@ -436,15 +437,24 @@ CUT_TEXT_JS = """desktop => {
 }"""
 
 
-@pytest.mark.parametrize("width", [1280, 390])
-@pytest.mark.parametrize("html", PAGES, ids=[str(p.relative_to(SITE)) for p in PAGES])
-def test_no_text_overflows_cut_off_at_desktop_and_phone_width(server, page, html, width):
+def cut_text_problems(page, width: int) -> str:
+    problems = page.evaluate(CUT_TEXT_JS, width >= 1280)
+    return f"at {width} px, {len(problems)} piece(s) of text cut off or hidden behind a scrollbar:\n" + "\n".join(problems[:20]) if problems else ""
+
+
+@pytest.mark.parametrize("opened", PAGES, ids=ids(PAGES), indirect=True)
+def test_no_text_overflows_cut_off_at_desktop_width(opened):
     """Text is wrapped, or in a box that scrolls sideways (at 1280 px, not even that for printed output or a formula
     in a sentence); never cut off."""
-    page.set_viewport_size({"width": width, "height": 900})
+    assert cut_text_problems(opened, 1280) == ""
+
+
+@pytest.mark.parametrize("html", PAGES, ids=ids(PAGES))
+def test_no_text_overflows_cut_off_at_phone_width(server, page, html):
+    """The same at a phone's width, on a page opened at that width (the theme lays out a phone's page as it loads)."""
+    page.set_viewport_size({"width": 390, "height": 900})
     open_page(page, server, html)
-    problems = page.evaluate(CUT_TEXT_JS, width >= 1280)
-    assert problems == [], f"at {width} px, {len(problems)} piece(s) of text cut off or hidden behind a scrollbar:\n" + "\n".join(problems[:20])
+    assert cut_text_problems(page, 390) == ""
 
 
 # A markdown table that reached the page as text: its header's rule, "| --- | :-: |" (whose "--" the
@@ -452,11 +462,11 @@ def test_no_text_overflows_cut_off_at_desktop_and_phone_width(server, page, html
 MARKDOWN_TABLE_RULE = re.compile(r"\|(?:[ \t]*:?[-\u2013\u2014]+:?[ \t]*\|){2,}")
 
 
-@pytest.mark.parametrize("html", CHAPTER_PAGES + EXERCISE_PAGES, ids=lambda p: str(p.relative_to(SITE)))
-def test_tables_render_as_tables(server, page, html):
+@pytest.mark.parametrize("opened", CHAPTER_PAGES + EXERCISE_PAGES, ids=ids(CHAPTER_PAGES + EXERCISE_PAGES), indirect=True)
+def test_tables_render_as_tables(opened):
     """A table a cell prints is one box, not one box per row; a table it displays is one <table> whose rows all
     have the same number of columns; no markdown table is left as text on the page."""
-    page.goto(url_of(server, html), wait_until="load")
+    page = opened
     split = page.eval_on_selector_all(
         "div.cell_output > div.output.stream + div.output.stream, div.cell_output > div.output.stderr + div.output.stderr",
         "boxes => boxes.map(box => box.innerText.split('\\n')[0].slice(0, 80))",
@@ -478,16 +488,32 @@ def test_tables_render_as_tables(server, page, html):
     assert shown == [], f"a markdown table shown as text, not as a table: {shown[0][:300]!r}" if shown else ""
 
 
-@pytest.mark.parametrize("html", CHAPTER_PAGES, ids=lambda p: p.stem)
-def test_chapter_page_contents_list_the_exercises(server, page, html):
+@pytest.mark.parametrize("opened", CHAPTER_PAGES, ids=ids(CHAPTER_PAGES), indirect=True)
+def test_chapter_page_contents_list_the_exercises(request, server, opened):
     """The right-hand "Contents" of a chapter with exercises ends with its Exercises section, which links to them."""
+    page, html = opened, request.node.callspec.params["opened"]
     exercises = SITE / "exercises" / html.stem / f"{html.stem}.html"
     if not exercises.exists():
         pytest.skip(f"{html.stem} has no exercises page")
-    page.goto(url_of(server, html), wait_until="load")
     entries = page.eval_on_selector_all("#pst-page-toc-nav a.nav-link", "links => links.map(a => [a.innerText.trim(), a.getAttribute('href')])")
     assert entries and entries[-1][0] == "Exercises", f"the page contents are {[text for text, _ in entries]}"
     section = page.locator(f"section{entries[-1][1]}")
     assert section.locator("h2").inner_text().strip().startswith("Exercises")
     links = section.locator("a").evaluate_all("links => links.map(a => a.href)")
     assert url_of(server, exercises) in links, f"the Exercises section does not link to {exercises.relative_to(SITE)}: {links}"
+
+
+@pytest.mark.parametrize("opened", PAGES, ids=ids(PAGES), indirect=True)
+def test_axe_finds_no_serious_or_critical_violations(opened):
+    """axe-core (bundled with axe-playwright-python, nothing downloaded) on the page in the light theme, then
+    its colour contrast in the dark theme (the other rules do not depend on the theme). The last test of a page's
+    shared opening (it changes the theme, and puts it back)."""
+    problems = [f"light theme: {problem}" for problem in axe_problems(opened)]
+    opened.evaluate("document.documentElement.dataset.theme = 'dark'")
+    settle(opened)
+    try:
+        problems += [f"dark theme: {problem}" for problem in axe_problems(opened, {"runOnly": ["color-contrast"]})]
+    finally:
+        opened.evaluate("document.documentElement.dataset.theme = 'light'")
+        settle(opened)
+    assert problems == [], "\n".join(problems)
