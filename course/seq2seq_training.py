@@ -279,8 +279,14 @@ def train_runs(runs: list[dict], workers: int = 2) -> list[dict]:
     """:func:`train_run` for each dict of arguments, in ``workers`` fresh processes; results in order.
 
     Each run sets its own seed and thread count, so the results are those of running them one after
-    the other in this process; only the wall time changes. Put the longest runs first.
+    the other in this process; only the wall time changes. Put the longest runs first. No more
+    processes than the cores hold runs of ``course.TRAIN_THREADS`` threads: two runs of two threads
+    on two cores take several times as long as one after the other (their threads wait on each other).
     """
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = min(workers, max(1, cores // course.TRAIN_THREADS))
     if workers <= 1:
         return [train_run(**arguments) for arguments in runs]
     import multiprocessing
