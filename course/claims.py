@@ -49,7 +49,7 @@ from pathlib import Path
 
 REGISTER_FOLDER = Path(__file__).resolve().parent.parent / "_build" / "claims"
 
-KINDS = ("learned", "timing", "computed")
+KINDS = ("learned", "timing", "computed", "memory")
 
 RELATIONS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 
@@ -65,7 +65,10 @@ WHY = {
               "Rebuild on a quiet machine before concluding anything.",
     "computed": "A computed value involves no training and no clock: a failure points to a different "
                 "torch version (or platform) or to a change in the code.",
-    None: "This claim does not say what kind of value it is (learned, timing or computed).",
+    "memory": "A memory figure is what a profiler (torch.profiler, tracemalloc) saw allocated during a call: no "
+              "training and no clock, but it depends on the torch version, its allocator and the Python build "
+              "(tracemalloc also counts what else the interpreter allocates).",
+    None: "This claim does not say what kind of value it is (learned, timing, computed or memory).",
 }
 
 
@@ -180,8 +183,9 @@ class Claims:
 
         ``kind`` says what the value is (:data:`KINDS`): ``"learned"`` (training produced it: it
         depends on seeds and step counts, and its bound must hold over seeds 0-2 and 1-2 threads),
-        ``"timing"`` (a ratio of timings taken side by side) or ``"computed"`` (no training, no
-        clock: an exact or seeded computation). Every claim in the book states it (tests/test_claims.py).
+        ``"timing"`` (a ratio of timings taken side by side), ``"computed"`` (no training, no
+        clock: an exact or seeded computation) or ``"memory"`` (what a profiler or tracemalloc saw
+        allocated: it depends on torch's allocator and the Python build). Every claim in the book states it (tests/test_claims.py).
 
         ``statement`` is the sentence (or the gist of it) that the claim backs. With ``glue`` the
         value is glued under ``name`` for the chapter's text, whether or not the claim holds. A claim
