@@ -254,6 +254,30 @@ def check_close(actual, expected: torch.Tensor, name: str = "output", atol: floa
         raise AssertionError(_with_hint(f"{message}\nLikely cause: {cause}" if cause else message, hint))
 
 
+class PredictionMissing(AssertionError):
+    """A measuring cell ran before the prediction it tests was written down."""
+
+
+def require_prediction(prediction, name: str = "prediction", needs_number: bool = False) -> str:
+    """Stop the cell that measures until the prediction it tests is written: predict first, then measure.
+
+    ``prediction`` is the string the student wrote in the prediction cell above (``None``, an empty
+    string or only whitespace: not written yet). ``needs_number``: the question asks for a number, so
+    the text must hold at least one digit. Returns the prediction, stripped, so the cell can print it
+    beside what it measures.
+    """
+    text = prediction.strip() if isinstance(prediction, str) else ""
+    if not text:
+        raise PredictionMissing(
+            f"Write your prediction first: in the prediction cell above, set {name} = \"...\" to what you expect, "
+            "run that cell, then run this one. The measurement below would answer the question for you; "
+            "a prediction written afterwards teaches nothing. A wrong prediction costs no points.")
+    if needs_number and not any(character.isdigit() for character in text):
+        raise PredictionMissing(
+            f"Your prediction ({name} = {text!r}) holds no number: the question asks for one. A rough guess is fine "
+            "(\"about 0.5\", \"10 times smaller\"); a wrong one costs no points.")
+    return text
+
 
 # Operations that do the work of a forbidden function under other names: what actually ran when
 # a module or a fused kernel was used (seen by the modes in ``forbidden_calls``).

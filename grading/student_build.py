@@ -68,12 +68,14 @@ ANSWERS: dict[str, dict[str, list[str]]] = {
     "ch05_multi_head_attention": {
         "heads": ["transformer.split_heads", "transformer.merge_heads"],
         "multi_head_attention": ["transformer.MultiHeadAttention"],
+        "saturation_prediction": [],  # the student's prediction, a string: nothing of the course answers it
         "saturation": [],  # measured in the chapter's own cells, no function of the course
     },
     "ch06_transformer": {
         "encoder_block": ["transformer.TransformerEncoderLayer"],
         "decoder_block": ["transformer.TransformerDecoderLayer"],
         "sorter": [],  # no sorter in the course; its blocks are the encoder layer above
+        "sorter_prediction": [],  # the student's prediction, a string: nothing of the course answers it
     },
     "ch07_training_gpt": {
         "next_token_loss": ["gpt.next_token_loss"],

@@ -258,11 +258,17 @@ for dtype, atol in ((torch.float32, 1e-5), (torch.float64, 1e-10)):
 # %% [markdown]
 # ## Exercise 3: predict, then measure: attention without the $1/\sqrt{D_h}$ (3 points)
 #
-# Every head divides its scores by $\sqrt{D_h}$. What happens without it? **Predict first**, and
-# write your prediction in exercise 4 before you run anything: for queries and keys with independent
-# standard normal entries, 64 keys, and a head width of $D_h = 256$, how large will the largest of a
-# query's 64 weights be on average, with the scale and without it? (Uniform weights would give
-# $1/64 \approx 0.016$.) And the gradient that reaches the scores?
+# Every head divides its scores by $\sqrt{D_h}$. Chapter 3 measured what leaving the scale out does to
+# the weights (one key takes almost all of them) and to the gradient at the *queries* (most queries get
+# almost none, yet the mean over queries rises). This exercise measures what chapter 3 did not: the
+# gradient that reaches the **scores** themselves, $\partial L / \partial e$, through which every
+# parameter before the softmax ($W_q$ and $W_k$ of every head) receives its share.
+#
+# **Predict first**, in the cell below, before you run anything: for queries and keys with independent
+# standard normal entries, 64 keys and heads of width $D_h = 256$, is the mean absolute gradient at the
+# scores larger or smaller without the scale than with it, and by about what factor? Write a number
+# ("about 3 times larger", "100 times smaller") and a reason in a few words. The test cell that measures
+# will not run until you have; a wrong prediction costs no points.
 #
 # Then measure. `attention_saturation(head_dim, scaled, generator)` draws, **in this order** from
 # `generator`, in `float64`: queries `(256, head_dim)`, keys `(64, head_dim)` and an upstream gradient
@@ -275,6 +281,17 @@ for dtype, atol in ((torch.float32, 1e-5), (torch.float64, 1e-10)):
 #    to the scores (what backpropagation hands the scores when the layer above sends `upstream`;
 #    make the scores a leaf with `requires_grad_()` and call `.backward()`, or write the softmax's
 #    Jacobian-vector product by hand).
+
+# %% solution="saturation_prediction"
+prediction = None  # replace None by your prediction, a string: "smaller / larger, by about ... times, because ..."
+### BEGIN SOLUTION
+prediction = ("Smaller without the scale, by about 5 times at D_h = 256: the unscaled scores spread 16 times wider, "
+              "the softmax is nearly one-hot, and its Jacobian diag(p) - p p^T is then close to zero.")
+### END SOLUTION
+
+
+# %% [markdown]
+# Now write the function that measures it.
 
 # %% solution="saturation"
 def attention_saturation(head_dim, scaled, generator, num_queries=256, num_keys=64):
@@ -298,6 +315,9 @@ def attention_saturation(head_dim, scaled, generator, num_queries=256, num_keys=
 
 
 # %% tests="saturation_visible" points=1
+from course.checks import require_prediction
+
+print("Your prediction:", require_prediction(prediction, needs_number=True))  # stops here until you have written one
 print(f"{'D_h':>5} | {'score std':>20} | {'mean largest weight':>20} | {'mean |gradient|':>22}")
 print(f"{'':>5} | {'scaled   unscaled':>20} | {'scaled   unscaled':>20} | {'scaled     unscaled':>22}")
 measured = {}
@@ -345,10 +365,13 @@ for case, (head_dim, seed) in enumerate(((1, 31), (8, 32), (128, 33), (512, 34))
 #
 # In the cell below, in a few sentences:
 #
-# 1. your prediction from exercise 3, as you wrote it **before** running it;
+# 1. how your prediction (exercise 3's prediction cell, written before you measured) compares with the
+#    measured factor at $D_h = 256$, and what you would now reason differently;
 # 2. what the table shows as $D_h$ grows, with and without the scale (quote two numbers), and why the
 #    score's standard deviation grows as it does;
-# 3. what this would do to training a model whose heads are 256 wide without the scale.
+# 3. why the gradient at the scores shrinks without the scale while chapter 3 found that the mean
+#    gradient at the queries grows, and what the missing scale would do to training a model whose heads
+#    are 256 wide.
 
 # %% [markdown] answer="scale_explained" points=2
 # ### BEGIN SOLUTION
@@ -359,7 +382,9 @@ for case, (head_dim, seed) in enumerate(((1, 31), (8, 32), (128, 33), (512, 34))
 # 256 and 0.95 at 1024, while scaled it stays near 0.1 at every width. A saturated softmax has a
 # Jacobian near zero ($\mathrm{diag}(p) - pp^\top \to 0$ as $p$ becomes one-hot), so the mean
 # gradient reaching the scores shrinks about tenfold between $D_h = 4$ and 1024 unscaled and does
-# not change scaled. That is the gradient at the scores; what trains are the parameters. The gradient at
+# not change scaled; at $D_h = 256$ it is about 0.0027 unscaled against 0.012 scaled, between four and
+# five times smaller (a prediction of "smaller, by a few times" was right; "larger", from chapter 3's
+# mean gradient at the queries, was not, and item 3 says why). That is the gradient at the scores; what trains are the parameters. The gradient at
 # a query is $\sum_j (\partial L/\partial e_j)\,k_j$ (divided by $\sqrt{D_h}$ when scaled), and unscaled
 # the keys enter $\sqrt{D_h}$ times larger, so averaged over queries the gradient at $q$, and at $W_q$,
 # can even be larger without the scale: the few queries whose two best keys score almost alike get
@@ -377,9 +402,12 @@ for case, (head_dim, seed) in enumerate(((1, 31), (8, 32), (128, 33), (512, 34))
 # - 1 point: the consequence for learning: a saturated softmax passes almost no gradient back for most
 #   queries (the measured drop at the scores, from the table), so most queries, and the $W_q$, $W_k$
 #   they would train, learn slowly or not at all; the scale keeps unit variance at any width.
-#   Mentioning that an average gradient at the parameters can be larger unscaled is not required; an
-#   answer that says the scale is needed because the *average* gradient of the parameters vanishes
-#   earns half this point (chapter 3 shows it does not).
+#   It says why the two measurements differ: the gradient at a query sums the scores' gradients times
+#   keys that enter $\sqrt{D_h}$ times larger unscaled, and the few queries with near-tied best keys get
+#   large ones, so the *mean* at the queries can rise while the gradient at most scores, and most
+#   queries, collapses. An answer that says the scale is needed because the *average* gradient of the
+#   parameters vanishes earns half this point (chapter 3 shows it does not).
 # - The prediction itself earns nothing and loses nothing: a wrong prediction with a right explanation
-#   earns both points. 0 for a part only restating numbers without a reason.
+#   earns both points; item 1 asks only for an honest comparison. 0 for a part only restating numbers
+#   without a reason.
 # ### END SOLUTION

@@ -281,8 +281,10 @@ for dtype, atol in ((torch.float32, 1e-5), (torch.float64, 1e-10)):
 # exactly, and that without positions it is what chapter 4 says self-attention alone is:
 # permutation-equivariant (permute the input, and the outputs are permuted the same way).
 #
-# **Before you run the test cell**, write down in exercise 4 what you expect the model *without*
-# positions to reach.
+# **Predict first.** The test cell trains your model with positions, then the same model without them.
+# Before it runs, write in the prediction cell just above it what share of new sequences you expect
+# the model *without* positions to sort exactly (a number) and, in a few words, why. The test cell
+# stops until you have; a wrong prediction costs no points.
 
 # %% solution="sorter"
 class Sorter(nn.Module):
@@ -361,7 +363,18 @@ NO_SORTING = ((torch, "sort"), (torch.Tensor, "sort"), (torch, "argsort"), (torc
               (torch.Tensor, "msort"), (torch, "topk"), (torch.Tensor, "topk"), (torch, "kthvalue"), (torch.Tensor, "kthvalue"))
 
 
+# %% solution="sorter_prediction"
+prediction = None  # replace None by your prediction, a string: "about ... % of sequences, because ..."
+### BEGIN SOLUTION
+prediction = ("About 0 %: without positions every position sees the same bag of digits, so equal digits get equal "
+              "outputs and position 0 cannot know that it must output the smallest digit.")
+### END SOLUTION
+
+
 # %% tests="sorter_visible" points=2
+from course.checks import require_prediction
+
+print("Your prediction:", require_prediction(prediction, needs_number=True))  # stops here until you have written one
 torch.manual_seed(8)
 sorter = Sorter(**sorter_settings(positions=True))
 check_shape(sorter(torch.zeros(3, LENGTH, dtype=torch.long)), (3, LENGTH, DIGITS), "Sorter logits for tokens (3, 8)")
@@ -436,8 +449,8 @@ report("sorter/positions_break_equivariance", positional_gap, bound=(">=", 1e-2)
 #
 # In the cell below, in a few sentences:
 #
-# 1. your prediction, written **before** you ran exercise 3's tests: what fraction of sequences
-#    would the model without positions sort exactly?
+# 1. how your prediction (exercise 3's prediction cell, written before the test ran) compares with
+#    what you measured;
 # 2. what you measured, and why: what can output $i$ of the model without positions depend on, and
 #    why does that make sorting impossible (think of the property the test checks)?
 # 3. one task on which the model without positions would do as well as the one with them.
