@@ -283,7 +283,7 @@ for dtype, atol in ((torch.float32, 1e-5), (torch.float64, 1e-10)):
 #    Jacobian-vector product by hand).
 
 # %% solution="saturation_prediction"
-prediction = None  # replace None by your prediction, a string: "smaller / larger, by about ... times, because ..."
+prediction = None  # your prediction, a string in place of None (and delete the raise): "... by about ... times, because ..."
 ### BEGIN SOLUTION
 prediction = ("Smaller without the scale, by about 5 times at D_h = 256: the unscaled scores spread 16 times wider, "
               "the softmax is nearly one-hot, and its Jacobian diag(p) - p p^T is then close to zero.")
@@ -369,9 +369,9 @@ for case, (head_dim, seed) in enumerate(((1, 31), (8, 32), (128, 33), (512, 34))
 #    measured factor at $D_h = 256$, and what you would now reason differently;
 # 2. what the table shows as $D_h$ grows, with and without the scale (quote two numbers), and why the
 #    score's standard deviation grows as it does;
-# 3. why the gradient at the scores shrinks without the scale while chapter 3 found that the mean
-#    gradient at the queries grows, and what the missing scale would do to training a model whose heads
-#    are 256 wide.
+# 3. how the change you measured at the scores fits with what chapter 3 measured at the queries (the
+#    median and the mean of the gradient there), and what the missing scale would do to training a
+#    model whose heads are 256 wide.
 
 # %% [markdown] answer="scale_explained" points=2
 # ### BEGIN SOLUTION

@@ -364,7 +364,7 @@ NO_SORTING = ((torch, "sort"), (torch.Tensor, "sort"), (torch, "argsort"), (torc
 
 
 # %% solution="sorter_prediction"
-prediction = None  # replace None by your prediction, a string: "about ... % of sequences, because ..."
+prediction = None  # your prediction, a string in place of None (and delete the raise): "about ... % of them, because ..."
 ### BEGIN SOLUTION
 prediction = ("About 0 %: without positions every position sees the same bag of digits, so equal digits get equal "
               "outputs and position 0 cannot know that it must output the smallest digit.")
