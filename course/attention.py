@@ -65,6 +65,39 @@ def scaled_dot_product_attention(
     return weights @ values, weights
 
 
+def attention_backward(
+    queries: torch.Tensor,  # (..., Tq, d)
+    keys: torch.Tensor,  # (..., Tk, d)
+    values: torch.Tensor,  # (..., Tk, dv)
+    grad_outputs: torch.Tensor,  # (..., Tq, dv): dL/d(outputs)
+    mask: torch.Tensor | None = None,  # bool, broadcastable to (..., Tq, Tk)
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The backward pass of ``scaled_dot_product_attention``, by hand: (dL/dQ, dL/dK, dL/dV) given dL/dO.
+
+    The forward pass is S = Q K^T / sqrt(d), P = softmax(S) row by row (masked), O = P V. Back through it:
+
+        dV = P^T dO,    dP = dO V^T,
+        dS_ij = P_ij (dP_ij - sum_k P_ik dP_ik)     the softmax's Jacobian (diag(p) - p p^T) times dP, per row
+        dQ = dS K / sqrt(d),    dK = dS^T Q / sqrt(d).
+
+    A masked entry has P_ij = 0, hence dS_ij = 0: it passes no gradient to its query or key; a fully masked
+    query (P's row all zero, its output the constant 0) gets a zero gradient. Inputs whose leading dimensions
+    were broadcast in the forward pass get their gradient summed back to their own shape.
+    """
+    d = queries.shape[-1]
+    work_dtype = torch.float32 if queries.dtype in HALF_DTYPES else queries.dtype
+    q, k, v, grad = (t.to(work_dtype) for t in (queries, keys, values, grad_outputs))
+    weights = masked_softmax(torch.einsum("...qd,...kd->...qk", q, k) / math.sqrt(d), mask, dim=-1)  # P
+    grad_values = torch.einsum("...qk,...qv->...kv", weights, grad)  # P^T dO
+    grad_weights = torch.einsum("...qv,...kv->...qk", grad, v)  # dO V^T
+    # the row's weighted mean of dP, subtracted: what the normalisation takes back (the -p p^T of the Jacobian)
+    grad_scores = weights * (grad_weights - torch.einsum("...qk,...qk->...q", weights, grad_weights)[..., None])
+    grad_queries = torch.einsum("...qk,...kd->...qd", grad_scores, k) / math.sqrt(d)
+    grad_keys = torch.einsum("...qk,...qd->...kd", grad_scores, q) / math.sqrt(d)
+    return tuple(g.sum_to_size(t.shape).to(t.dtype)
+                 for g, t in ((grad_queries, queries), (grad_keys, keys), (grad_values, values)))
+
+
 def padding_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
     """Key mask from sequence lengths: (B,) -> (B, 1, T), True at the real (non-padding) positions.
 

@@ -300,16 +300,37 @@ def _forbidden_operation(name: str, forbidden: set[str]) -> str | None:
     """
     bare = name.lstrip("_")
     for candidate in forbidden:
-        if bare == candidate or bare.startswith(candidate + "_"):
+        plain = candidate.lstrip("_")
+        if bare == plain or bare.startswith(plain + "_"):
             return candidate
     return None
 
 
-def _watching_modes(forbidden: set[str], seen: list[str]):
+# What autograd runs under a torch function mode: reverse mode (``torch.autograd.grad``, ``Tensor.backward``, and
+# through them ``torch.func.vjp``/``grad``/``jacrev``, ``torch.autograd.functional``) and forward mode (dual tensors:
+# ``torch.autograd.forward_ad``, ``torch.func.jvp``/``jacfwd``).
+AUTOGRAD_FUNCTIONS = {"grad", "backward", "make_dual", "unpack_dual"}
+
+
+def _autograd_at_work(func, args, kwargs) -> str | None:
+    """Why the dispatched operation ``func`` is autograd's work, or None: it runs inside a backward pass (autograd's
+    engine, however it was started), or it is being recorded for one (grad mode on, an input that requires grad)."""
+    name = f"aten.{func.overloadpacket.__name__}"
+    if torch._C._current_graph_task_id() != -1:
+        return f"the operation {name} ran in a backward pass of autograd"
+    if torch.is_grad_enabled():
+        tensors = [a for a in torch.utils._pytree.tree_leaves((args, kwargs or {})) if isinstance(a, torch.Tensor)]
+        if any(tensor.requires_grad for tensor in tensors):
+            return f"the operation {name} was recorded for autograd: one of its inputs requires grad"
+    return None
+
+
+def _watching_modes(forbidden: set[str], seen: list[str], allow_autograd: bool = True):
     """A torch function mode and a dispatch mode that raise when a forbidden operation runs,
     whatever Python name reached it (``torch.softmax``, ``Tensor.softmax``, ``nn.Softmax``,
     ``torch._softmax``, a reference captured before the test started). Each refusal is also
-    appended to ``seen``, so that an answer that catches the error is still refused at the block's end."""
+    appended to ``seen``, so that an answer that catches the error is still refused at the block's end.
+    With ``allow_autograd=False`` they also refuse autograd at work (``_autograd_at_work``, ``AUTOGRAD_FUNCTIONS``)."""
     from torch.overrides import TorchFunctionMode
     from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -320,14 +341,26 @@ def _watching_modes(forbidden: set[str], seen: list[str]):
             seen.append(message)
             raise AssertionError(message)
 
+    def refuse_autograd(reason: str) -> None:
+        message = f"{FORBIDDEN_MARKER} autograd ({reason}); compute the gradients by hand"
+        seen.append(message)
+        raise AssertionError(message)
+
     class WatchFunctions(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
-            refuse("function", getattr(func, "__name__", str(func)))
+            name = getattr(func, "__name__", str(func))
+            refuse("function", name)
+            if not allow_autograd and name.lstrip("_") in AUTOGRAD_FUNCTIONS:
+                refuse_autograd(f"the function {name} ran")
             return func(*args, **(kwargs or {}))
 
     class WatchOperations(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             refuse("operation", f"aten.{func.overloadpacket.__name__}")
+            if not allow_autograd:
+                reason = _autograd_at_work(func, args, kwargs)
+                if reason:
+                    refuse_autograd(reason)
             return func(*args, **(kwargs or {}))
 
     return WatchFunctions(), WatchOperations()
@@ -348,10 +381,17 @@ class forbidden_calls:
     (``torch.overrides._pop_mode_temporarily``, ``_disable_current_modes``) or runs the built-in in
     another thread is not seen here; the grader's integrity pass flags those names in an answer
     and counts them as a forbidden call (grading/config.py, ``count_escapes``).
+
+    ``allow_autograd=False``: an exercise that asks for a backward pass by hand refuses autograd too,
+    by whatever door: a graph recorded (an operation on a tensor that requires grad, grad mode on),
+    a backward pass run (``torch.autograd.grad``, ``.backward()``, ``torch.func.vjp``, a node's
+    ``grad_fn`` called by hand), or forward mode (dual tensors, ``torch.func.jvp``). The inputs a
+    test passes in must then not require grad.
     """
 
-    def __init__(self, *targets):
+    def __init__(self, *targets, allow_autograd: bool = True):
         self.targets = targets
+        self.allow_autograd = allow_autograd
         self.saved = []
         self.modes = []
         self.seen: list[str] = []
@@ -374,7 +414,7 @@ class forbidden_calls:
         for name in list(names):
             names |= _ALSO_FORBIDDEN.get(name, set())
         names = {name for name in names if not name.endswith(".forward") and not name[:1].isupper()}
-        self.modes = list(_watching_modes(names, self.seen))
+        self.modes = list(_watching_modes(names, self.seen, self.allow_autograd))
         for mode in self.modes:
             mode.__enter__()
         return self
@@ -389,6 +429,29 @@ class forbidden_calls:
         if self.seen and exc_info[0] is None:  # refused, and the answer caught the error: the test still fails
             raise AssertionError(self.seen[0])
         return False
+
+
+def numerical_gradient(function, x: torch.Tensor, grad_output: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """The gradient of L(x) = sum(function(x) * grad_output) with respect to ``x``, by central differences.
+
+    Entry by entry: nudge x_i by +eps and by -eps, and  dL/dx_i ~ (L(x + eps e_i) - L(x - eps e_i)) / (2 eps).
+    The error of this estimate shrinks as eps**2 (the x_i**2 terms of the Taylor series cancel); rounding adds
+    about 1e-16 / eps in float64, so eps = 1e-6 leaves about 1e-10 of each: use float64, small inputs (two calls
+    of ``function`` per entry of x) and a tolerance near 1e-6. ``grad_output`` (the shape of function(x)) plays the
+    gradient arriving from above: L is the loss whose gradient a backward pass given ``grad_output`` returns.
+    """
+    x = x.detach().clone()  # nudged in place, entry by entry
+    gradient = torch.zeros_like(x)
+    entries, slopes = x.view(-1), gradient.view(-1)
+    for i in range(entries.numel()):
+        kept = entries[i].item()
+        entries[i] = kept + eps
+        above = (function(x) * grad_output).sum()
+        entries[i] = kept - eps
+        below = (function(x) * grad_output).sum()
+        entries[i] = kept
+        slopes[i] = (above - below) / (2 * eps)
+    return gradient
 
 
 class largest_new_tensor:

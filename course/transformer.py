@@ -4,6 +4,7 @@
     sinusoidal_positional_encoding  chapter 4: fixed positions, sin and cos at geometric frequencies
     LearnedPositionalEmbedding      chapter 4: one trained vector per position
     MultiHeadAttention              chapter 5: H heads side by side; self- and cross-attention
+    layer_norm_forward/_backward    chapter 6: LayerNorm and its gradients by hand (the blocks use nn.LayerNorm)
     FeedForward                     chapter 6: the position-wise two-layer network
     TransformerEncoderLayer         chapter 6: attention + FFN, each with a residual and a LayerNorm
     TransformerDecoderLayer         chapter 6: causal self-attention + cross-attention + FFN
@@ -174,6 +175,37 @@ class MultiHeadAttention(nn.Module):
 # --------------------------------------------------------------------------------------------
 # Chapter 6: blocks
 # --------------------------------------------------------------------------------------------
+
+
+def layer_norm_forward(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5):
+    """LayerNorm over the last dimension, by hand: (y, cache), y equal to ``F.layer_norm(x, (D,), gamma, beta, eps)``.
+
+    mu and sigma^2 (the biased variance, as ``nn.LayerNorm``) of each row of x (..., D), x_hat = (x - mu) / sqrt(sigma^2 + eps),
+    y = gamma * x_hat + beta. The cache holds what ``layer_norm_backward`` needs: x_hat, 1 / sqrt(sigma^2 + eps) and gamma.
+    """
+    centred = x - x.mean(dim=-1, keepdim=True)
+    inverse_std = torch.rsqrt(centred.pow(2).mean(dim=-1, keepdim=True) + eps)  # (..., 1)
+    normalised = centred * inverse_std  # x_hat
+    return normalised * gamma + beta, (normalised, inverse_std, gamma)
+
+
+def layer_norm_backward(grad_y: torch.Tensor, cache) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The backward pass of ``layer_norm_forward``, by hand: (dL/dx, dL/dgamma, dL/dbeta) given dL/dy.
+
+    gamma and beta are shared by every row: their gradients sum over the leading dimensions. Through x_hat, each
+    row's mean and variance depend on the whole row, so with g = gamma * dL/dy (the gradient at x_hat):
+
+        dL/dx = (g - mean(g) - x_hat * mean(g * x_hat)) / sqrt(sigma^2 + eps)
+
+    (the two means, over the row, are what the mean and the variance take back; a row's dL/dx sums to 0).
+    """
+    normalised, inverse_std, gamma = cache
+    width = grad_y.shape[-1]
+    grad_beta = grad_y.reshape(-1, width).sum(dim=0)  # one row per position (sum(dim=()) would sum everything)
+    grad_gamma = (grad_y * normalised).reshape(-1, width).sum(dim=0)
+    g = grad_y * gamma
+    grad_x = inverse_std * (g - g.mean(dim=-1, keepdim=True) - normalised * (g * normalised).mean(dim=-1, keepdim=True))
+    return grad_x, grad_gamma, grad_beta
 
 
 class FeedForward(nn.Module):
