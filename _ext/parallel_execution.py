@@ -24,6 +24,8 @@ from pathlib import Path
 
 from sphinx.util import logging
 
+import course
+
 logger = logging.getLogger(__name__)
 
 # The read format MyST-NB records in the cache for a MyST Markdown notebook (myst_nb.core.read.create_nb_reader).
@@ -36,8 +38,7 @@ def build_jobs() -> int:
     Off by default: the learned values do not change, but a timing claim measured while another chapter
     trains beside it can fail (in trial builds on 2 cores, chapter 6's large-batch speed-up and chapter 7's
     cache past the window each failed once), so the default build keeps the machine to one chapter."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, int(os.environ.get("COURSE_BUILD_JOBS", "1"))))
+    return max(1, min(course.usable_cores(), int(os.environ.get("COURSE_BUILD_JOBS", "1"))))
 
 
 def read_notebook(path: Path):

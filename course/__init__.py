@@ -25,6 +25,11 @@ SEED = int(os.environ.get("COURSE_SEED", "0"))
 TRAIN_THREADS = int(os.environ.get("COURSE_THREADS", "1"))
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity where the system has one (``taskset -c 0``: one), else all."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def training_setup(seed_offset: int = 0) -> int:
     """Set torch to ``TRAIN_THREADS`` threads and seed it with ``SEED + seed_offset``; returns that seed.
 

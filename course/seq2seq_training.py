@@ -283,10 +283,7 @@ def train_runs(runs: list[dict], workers: int = 2) -> list[dict]:
     processes than the cores hold runs of ``course.TRAIN_THREADS`` threads: two runs of two threads
     on two cores take several times as long as one after the other (their threads wait on each other).
     """
-    import os
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    workers = min(workers, max(1, cores // course.TRAIN_THREADS))
+    workers = min(workers, max(1, course.usable_cores() // course.TRAIN_THREADS))
     if workers <= 1:
         return [train_run(**arguments) for arguments in runs]
     import multiprocessing

@@ -177,17 +177,15 @@ class GradeCell:
 def read_grades(db_url: str, assignment: str, students: list[str]) -> tuple[dict[tuple, GradeCell], dict[str, float], list[str]]:
     """{(notebook, cell): GradeCell with each student's points}, {student: total}, and the students' own names
     (first and last, as the class list gave them: to be taken out of any message quoted)."""
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import Gradebook
+
+    from grading.classroom import submissions
 
     cells: dict[tuple, GradeCell] = {}
     totals: dict[str, float] = {}
     names: list[str] = []
     with Gradebook(db_url) as gradebook:
-        for student in students:
-            try:
-                submission = gradebook.find_submission(assignment, student)
-            except MissingEntry:
-                continue
+        for student, submission in submissions(gradebook, assignment, students):
             record = submission.student
             names += [record.first_name or "", record.last_name or ""]
             totals[student] = float(submission.score)

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,7 +188,8 @@ def _grade_share(assignment: str, course: Path, settings: dict, outcomes: dict[s
     times) for those it stopped before, and record in ``outcomes`` who was graded or why not."""
     submitted = course / settings["submitted_directory"]
     autograded = course / settings["autograded_directory"]
-    env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)} if threads else {}
+    # each worker's kernels get their share of the cores, unless the instructor has set a thread count
+    env = {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if threads and name not in os.environ}
     for attempt in range(ATTEMPTS):
         todo = [s for s in share if not outcomes[s].graded]
         if not todo:
@@ -235,7 +237,9 @@ def _nbgrader_streamed(args: list[str], course: Path, env: dict, on_line) -> str
 
 
 def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    from course import usable_cores  # torch-free: the package's __init__ imports nothing heavy
+
+    return usable_cores()
 
 
 def default_workers(course: Path = Path(".")) -> int:
@@ -274,17 +278,26 @@ def _reference_run(assignment: str, course: Path) -> None:
         ReferenceReports(config=config).preprocess(None, {"nbgrader": {"assignment": assignment, "notebook": notebook.stem}})
 
 
+def submissions(gradebook, assignment: str, students) -> Iterator[tuple[str, object]]:
+    """``(student, submission)`` for each of these students whose submission of ``assignment`` the nbgrader
+    ``Gradebook`` holds; the others are skipped."""
+    from nbgrader.api import MissingEntry
+
+    for student in students:
+        try:
+            submission = gradebook.find_submission(assignment, student)
+        except MissingEntry:
+            continue
+        yield student, submission
+
+
 def merge_gradebook(shard_url: str, db_url: str, assignment: str, students: list[str]) -> None:
     """Copy these students' submissions of ``assignment`` (grades, comments, flags, timestamps) from a worker's copy
     of the gradebook into the gradebook. The copy was made from it before grading, so cells have the same ids."""
     from nbgrader.api import Gradebook, MissingEntry
 
     with Gradebook(shard_url) as shard, Gradebook(db_url) as gradebook:
-        for student in students:
-            try:
-                submission = shard.find_submission(assignment, student)
-            except MissingEntry:
-                continue
+        for student, submission in submissions(shard, assignment, students):
             record = shard.find_student(student)
             try:
                 gradebook.find_student(student)
@@ -311,21 +324,14 @@ def merge_gradebook(shard_url: str, db_url: str, assignment: str, students: list
 
 def _graded_in_gradebook(db_url: str, assignment: str, students: list[str]) -> set[str]:
     """The students whose submission of ``assignment`` the gradebook holds, with grades."""
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import Gradebook
 
-    found = set()
     try:
         with Gradebook(db_url) as gradebook:
-            for student in students:
-                try:
-                    submission = gradebook.find_submission(assignment, student)
-                except MissingEntry:
-                    continue
-                if any(notebook.grades for notebook in submission.notebooks):
-                    found.add(student)
+            return {student for student, submission in submissions(gradebook, assignment, students)
+                    if any(notebook.grades for notebook in submission.notebooks)}
     except Exception:  # no gradebook yet (nbgrader stopped before creating it)
         return set()
-    return found
 
 
 def _class_list(db_url: str) -> set[str]:
@@ -344,15 +350,14 @@ def _all_students(submitted: Path, assignment: str) -> set[str]:
 
 
 def _read_gradebook(db_url: str, assignment: str, outcomes: dict[str, Outcome]) -> None:
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import Gradebook
 
+    graded = [outcome.student for outcome in outcomes.values() if outcome.graded]
     with Gradebook(db_url) as gradebook:
-        for outcome in outcomes.values():
-            if not outcome.graded:
-                continue
-            try:
-                submission = gradebook.find_submission(assignment, outcome.student)
-            except MissingEntry:
+        found = dict(submissions(gradebook, assignment, graded))
+        for student in graded:
+            outcome, submission = outcomes[student], found.get(student)
+            if submission is None:
                 outcome.graded, outcome.reason = False, "no grades in the gradebook"
                 continue
             outcome.score, outcome.max_score = submission.score, submission.max_score

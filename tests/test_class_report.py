@@ -23,20 +23,14 @@ import nbformat
 import numpy as np
 import pytest
 
-from grading.assignments import REPO, nbgrader_command, nbgrader_notebook, write_nbgrader_source
+from class_course import course_with_a_class, own_version, reference_answers
+from grading.assignments import REPO
 from grading.class_report import (GradeCell, build_page, item_discrimination, names_pattern, normalise_message, outcomes_path,
                                   save_outcomes, write_report)
 
 ASSIGNMENT = "ch03_attention"
 TIMEOUT_S = 20  # per cell in this course (the real course uses 120 s); its cells take under 2 s
-REFERENCE = {c.metadata["nbgrader"]["grade_id"]: c.source for c in nbgrader_notebook(REPO / "solutions" / f"{ASSIGNMENT}.py").cells
-             if c.metadata["nbgrader"]["solution"]}
-
-
-def own_version(answer: str) -> str:
-    """The reference's algorithm in a student's own code (a statement more), not flagged as a copy of it."""
-    return re.sub(r"^( *)### BEGIN SOLUTION\n", lambda m: f"{m.group(0)}{m.group(1)}checked = True  # my own version\n", answer, flags=re.M)
-
+REFERENCE = reference_answers(ASSIGNMENT)
 
 NO_SCALE = own_version(REFERENCE["scaled_dot_product_attention"]).replace(" / math.sqrt(d)", "")
 assert NO_SCALE != own_version(REFERENCE["scaled_dot_product_attention"])
@@ -69,21 +63,10 @@ def graded_class(tmp_path_factory, progress):
     if shutil.which("bwrap") is None:
         pytest.skip("bubblewrap (bwrap) is not installed: the class command grades in its sandbox only")
     course = tmp_path_factory.mktemp("class-report") / "course"
-    course.mkdir()
-    (course / "nbgrader_config.py").write_text(
-        "from grading.config import configure_grading\nc = get_config()\n"
-        "c.CourseDirectory.course_id = 'class-report'\nconfigure_grading(c)\n"
-        f"c.Execute.timeout = {TIMEOUT_S}\n"
-        # the reference run, cached between test runs as the self-check caches it
-        f"c.ReferenceReports.cache_directory = {str(REPO / '_grading' / 'reference_reports')!r}\n"
-    )
-    write_nbgrader_source(ASSIGNMENT, course / "source")
-    nbgrader_command("generate_assignment", ASSIGNMENT, cwd=course)
-    release = course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-    # the class list, imported as the guide says (one nbgrader command for the class, not one per student)
-    rows = [f"{student},{first},{last},{student}@example.org" for student, (first, last, _) in STUDENTS.items()]
-    (course / "students.csv").write_text("id,first_name,last_name,email\n" + "\n".join(rows) + "\n")
-    nbgrader_command("db", "student", "import", "students.csv", cwd=course)
+    release = course_with_a_class(course, ASSIGNMENT, "class-report", {s: (first, last) for s, (first, last, _) in STUDENTS.items()},
+                                  f"c.Execute.timeout = {TIMEOUT_S}\n"
+                                  # the reference run, cached between test runs as the self-check caches it
+                                  f"c.ReferenceReports.cache_directory = {str(REPO / '_grading' / 'reference_reports')!r}\n")
     for student, (first, last, answers) in STUDENTS.items():
         target = course / "submitted" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
         target.parent.mkdir(parents=True)
@@ -179,7 +162,7 @@ def test_figures_are_inline_svg_and_name_no_student(graded_class):
     _, path = graded_class
     page = Page(path.read_text())
     assert len(page.svgs) == 2, "the score histogram and the test cells' figure"
-    assert "score (of 12)" in page.svgs[0] and "discrimination" in page.svgs[1]
+    assert "score (of 17)" in page.svgs[0] and "discrimination" in page.svgs[1]
     for svg in page.svgs:
         named = [name for name in NAMES if name.lower() in svg.lower()]
         assert named == [], f"a figure names {named}"

@@ -116,3 +116,22 @@ def test_shards_of_a_class_cover_it_once(tmp_path):
     for bad in ("0/4", "5/4", "1-4", "a/b"):
         with pytest.raises(SystemExit):
             classroom.shard_students(tmp_path, ASSIGNMENT, bad)
+
+
+def test_each_worker_gets_its_share_of_the_cores_unless_the_instructor_set_a_thread_count(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(classroom, "_nbgrader_streamed", lambda args, course, env, on_line: seen.append(env) or "")
+    settings = {"submitted_directory": "submitted", "autograded_directory": "autograded"}
+
+    def grade_one_share():
+        outcomes = {"ada": classroom.Outcome("ada")}
+        classroom._grade_share(ASSIGNMENT, tmp_path, settings, outcomes, ["ada"], f"sqlite:///{tmp_path / 'gb.db'}",
+                               False, tmp_path, "", classroom._Progress(1, False), threads=1)
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    grade_one_share()
+    assert seen[-1] == {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    grade_one_share()
+    assert seen[-1] == {"MKL_NUM_THREADS": "1"}  # the instructor's OMP_NUM_THREADS reaches nbgrader unchanged
