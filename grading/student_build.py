@@ -59,6 +59,7 @@ ANSWERS: dict[str, dict[str, list[str]]] = {
         # and the other implementations of the same attention in the course (chapter 9's)
         "scaled_dot_product_attention": ["attention.scaled_dot_product_attention", "flash_attention.naive_attention",
                                          "flash_attention.tiled_attention", "graph_attention.message_passing_attention"],
+        "attention_backward": ["attention.attention_backward"],
     },
     "ch04_self_attention": {
         "self_attention": ["transformer.SelfAttention"],
@@ -74,6 +75,7 @@ ANSWERS: dict[str, dict[str, list[str]]] = {
     "ch06_transformer": {
         "encoder_block": ["transformer.TransformerEncoderLayer"],
         "decoder_block": ["transformer.TransformerDecoderLayer"],
+        "layer_norm": ["transformer.layer_norm_forward", "transformer.layer_norm_backward"],
         "sorter": [],  # no sorter in the course; its blocks are the encoder layer above
         "sorter_prediction": [],  # the student's prediction, a string: nothing of the course answers it
     },

@@ -13,14 +13,15 @@
 # %% [markdown]
 # # Exercises 3: attention as an operator
 #
-# Three functions that every later chapter builds on. Write each one with basic tensor
-# operations (`exp`, `sum`, `max`, `@`, `masked_fill`, `where`, comparisons, ...).
+# Three functions that every later chapter builds on, and the gradients of the last one. Write each
+# one with basic tensor operations (`exp`, `sum`, `max`, `@`, `masked_fill`, `where`, comparisons, ...).
 #
 # | exercise | points |
 # | --- | --- |
 # | 1. a numerically stable, masked softmax | 4 |
 # | 2. padding masks and causal masks | 3 |
 # | 3. scaled dot-product attention, batched and masked | 5 |
+# | 4. the backward pass of attention, by hand | 5 |
 #
 # **How you are graded.** Each test cell below is worth points. The tests you see check the
 # basics and say what went wrong; when the notebook is graded, further hidden tests compare
@@ -301,4 +302,180 @@ with forbidden_calls((F, "scaled_dot_product_attention"), (torch.nn, "MultiheadA
     got_out, got_w = scaled_dot_product_attention(x, x, x, causal)
 report("attention/hidden/causal_huge/weights", got_w, atol=1e-5)
 report("attention/hidden/causal_huge/outputs", got_out, atol=1e-2, rtol=1e-4)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Exercise 4: the backward pass of attention, by hand (5 points)
+#
+# Training needs the gradient of the loss $L$ with respect to the queries, keys and values, and
+# autograd works it out from the forward pass. Here you work it out yourself, as the authors of an
+# attention kernel do. The forward pass has three steps,
+#
+# $$S = \frac{Q K^\top}{\sqrt d}, \qquad P = \mathrm{softmax}(S) \ \text{(row by row, masked)}, \qquad O = P V,$$
+#
+# and the layers above hand you $G = \partial L / \partial O$ (`grad_outputs`, the shape of the outputs).
+# Go back through the steps in reverse order with the chain rule:
+#
+# 1. $O = PV$ is a matrix product: $\partial L / \partial V$ and $\partial L / \partial P$ are products of $G$ with
+#    $P$ or $V$, one of them transposed (check the shapes: $\partial L / \partial V$ has the shape of $V$).
+# 2. The softmax of one row $p = \mathrm{softmax}(s)$ has the Jacobian $\partial p_j / \partial s_k = p_j(\delta_{jk} - p_k)$.
+#    Multiply it by the row's $\partial L / \partial p$ on paper first: the result needs no $T_k \times T_k$
+#    matrix per query, only an elementwise product and one sum over the row.
+# 3. $S = Q K^\top / \sqrt d$ gives $\partial L / \partial Q$ and $\partial L / \partial K$ from $\partial L / \partial S$
+#    (the $1/\sqrt d$ stays in both).
+#
+# A masked entry has $P_{ij} = 0$: what does that make of its $\partial L / \partial S_{ij}$? A query that sees no
+# key at all has the output $0$ whatever $Q$, $K$ and $V$ are, so its gradient is zero too (not `NaN`).
+#
+# **How a gradient is checked.** Nudge one entry $x_i$ of an input by $\pm\varepsilon$ and watch the loss
+# $L = \sum O \odot G$ change: $(L(x + \varepsilon e_i) - L(x - \varepsilon e_i)) / 2\varepsilon$ approaches
+# $\partial L / \partial x_i$ with an error that shrinks as $\varepsilon^2$. In `float64`, with $\varepsilon = 10^{-6}$,
+# it agrees with the exact gradient to many digits. `course.checks.numerical_gradient` does exactly this, one
+# entry at a time (read it: a dozen lines). The visible test compares your gradients with it, and with
+# autograd's; the hidden tests check that your function does not call autograd.
+
+# %% solution="attention_backward"
+def attention_backward(queries, keys, values, grad_outputs, mask=None):
+    """Gradients of the loss with respect to the inputs of scaled_dot_product_attention.
+
+    Args:
+        queries (..., Tq, d), keys (..., Tk, d), values (..., Tk, dv): the inputs of the forward pass.
+        grad_outputs (..., Tq, dv): dL/d(outputs), the gradient arriving from the layers above.
+        mask: optional bool tensor broadcastable to (..., Tq, Tk), True = may attend (as in the forward pass).
+
+    Returns:
+        (grad_queries, grad_keys, grad_values): dL/dQ, dL/dK, dL/dV, each of the shape and dtype of its input.
+
+    Write it with tensor operations; you may call your scaled_dot_product_attention for the weights P.
+    Do not use autograd (no .backward(), torch.autograd, torch.func, no tensor with requires_grad=True),
+    torch._softmax_backward_data or torch.nn.functional.scaled_dot_product_attention.
+    """
+    ### BEGIN SOLUTION
+    d = queries.shape[-1]
+    _, weights = scaled_dot_product_attention(queries, keys, values, mask)  # the forward's intermediate P
+    grad_values = weights.transpose(-2, -1) @ grad_outputs  # O = P V  ->  dL/dV = P^T G
+    grad_weights = grad_outputs @ values.transpose(-2, -1)  # and dL/dP = G V^T
+    # softmax, row by row: dL/dS_j = P_j (dL/dP_j - sum_k P_k dL/dP_k); where P_j = 0 (masked) no gradient passes
+    weighted_mean = (weights * grad_weights).sum(dim=-1, keepdim=True)
+    grad_scores = weights * (grad_weights - weighted_mean)
+    grad_queries = grad_scores @ keys / math.sqrt(d)  # S = Q K^T / sqrt(d)
+    grad_keys = grad_scores.transpose(-2, -1) @ queries / math.sqrt(d)
+    return grad_queries, grad_keys, grad_values
+    ### END SOLUTION
+
+
+# %% tests="attention_backward_visible" points=2
+from course.checks import numerical_gradient
+
+f64 = dict(dtype=torch.float64)  # gradient checks in float64: float32 rounding would hide a small error
+names = ("grad_queries", "grad_keys", "grad_values")
+
+
+def attention(q, k, v, mask):  # torch's, for the expected values
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+def typical_mistakes(q, k, v, g, mask):
+    """{description: what that mistake gives} for each of the three gradients, from the weights P and dL/dP."""
+    d, tk = q.shape[-1], k.shape[-2]
+    P = attention(q, k, torch.eye(tk, **f64).expand(*k.shape[:-2], tk, tk), mask)  # one-hot values: the weights
+    grad_P = g @ v.transpose(-2, -1)
+    grad_S = P * (grad_P - (P * grad_P).sum(-1, keepdim=True))
+    leaves = [x.clone().requires_grad_() for x in (q, k, v)]
+    unmasked = torch.autograd.grad(attention(*leaves, None), leaves, g)
+    no_sum, no_scale = "the softmax backward misses its row sum (P * dL/dP, without - sum_k P_k dL/dP_k)", "the 1/√d is missing"
+    mistakes = ({no_sum: P * grad_P @ k / math.sqrt(d), no_scale: grad_S @ k},
+                {no_sum: (P * grad_P).transpose(-2, -1) @ q / math.sqrt(d), no_scale: grad_S.transpose(-2, -1) @ q},
+                {})
+    for named, gradient in zip(mistakes, unmasked):
+        named["the weights are recomputed without the mask"] = gradient
+    if q.shape == k.shape:  # Tq = Tk: a missing transpose keeps the shape and changes the values
+        mistakes[0]["dL/dS is transposed"] = grad_S.transpose(-2, -1) @ k / math.sqrt(d)
+        mistakes[1]["dL/dK is dL/dS Q instead of (dL/dS)^T Q"] = grad_S @ q / math.sqrt(d)
+        mistakes[2]["dL/dV is P G instead of P^T G"] = P @ g
+    return mistakes
+
+
+def check_gradients(got, q, k, v, g, mask, expected, label, atol):
+    assert isinstance(got, tuple) and len(got) == 3, "attention_backward must return (grad_queries, grad_keys, grad_values)"
+    for name, grad, x in zip(names, got, (q, k, v)):
+        check_shape(grad, x.shape, f"{name}, {label}", hint="a gradient has the shape of its input: dL/dK is (..., Tk, d)")
+    for name, grad, want, named in zip(names, got, expected, typical_mistakes(q, k, v, g, mask)):
+        check_close(grad, want, f"{name}, {label}", atol=atol, rtol=atol, mistakes=named)
+
+
+# 1. self-attention sizes (Tq = Tk = 5), causal, against autograd through torch's attention
+torch.manual_seed(4)
+q, k, v, g = (torch.randn(2, 5, 8, **f64) for _ in range(4))  # g = dL/d(outputs): the loss is L = sum(outputs * g)
+causal = torch.ones(5, 5, dtype=torch.bool).tril()
+leaves = [x.clone().requires_grad_() for x in (q, k, v)]
+from_autograd = torch.autograd.grad(attention(*leaves, causal), leaves, g)  # the tests may use autograd; you may not
+check_gradients(attention_backward(q, k, v, g, causal), q, k, v, g, causal, from_autograd, "causal self-attention vs autograd", 1e-8)
+
+# 2. three queries, five keys, two of them masked, against the numerical gradient (course.checks.numerical_gradient)
+q3, k3, v3, g3 = torch.randn(2, 3, 8, **f64), torch.randn(2, 5, 8, **f64), torch.randn(2, 5, 4, **f64), torch.randn(2, 3, 4, **f64)
+key_mask = torch.tensor([True, True, False, True, False])
+numerical = (numerical_gradient(lambda x: attention(x, k3, v3, key_mask), q3, g3),
+             numerical_gradient(lambda x: attention(q3, x, v3, key_mask), k3, g3),
+             numerical_gradient(lambda x: attention(q3, k3, x, key_mask), v3, g3))
+check_gradients(attention_backward(q3, k3, v3, g3, key_mask), q3, k3, v3, g3, key_mask, numerical,
+                "keys 2 and 4 masked, vs the numerical gradient", 1e-6)
+
+# 3. a query that sees nothing: its output is the constant 0, whatever its inputs
+blind = causal.clone()
+blind[0] = False
+grad_q_blind = attention_backward(q, k, v, g, blind)[0]
+assert torch.isfinite(grad_q_blind).all() and (grad_q_blind[:, 0] == 0).all(), (
+    "a query whose keys are all masked has the output 0 whatever its inputs: its gradient must be exactly 0, not NaN")
+print("Exercise 4: visible tests passed.")
+### BEGIN HIDDEN TESTS
+# The same checks on the grader's own inputs, with autograd and the built-in backward refused.
+from course.checks import forbidden_calls, report
+
+NO_SHORTCUTS = ((F, "scaled_dot_product_attention"), (torch.nn, "MultiheadAttention"), (torch, "_softmax_backward_data"))
+generator = torch.Generator().manual_seed(35)
+q, k, v, g = (torch.randn(2, 5, 8, generator=generator, **f64) for _ in range(4))
+q3, k3, v3, g3 = (torch.randn(2, 3, 8, generator=generator, **f64), torch.randn(2, 5, 8, generator=generator, **f64),
+                  torch.randn(2, 5, 4, generator=generator, **f64), torch.randn(2, 3, 4, generator=generator, **f64))
+for label, inputs, this_mask in (("causal", (q, k, v, g), causal), ("blind_query", (q, k, v, g), blind),
+                                 ("plain", (q3, k3, v3, g3), None), ("key_mask", (q3, k3, v3, g3), key_mask)):
+    with forbidden_calls(*NO_SHORTCUTS, allow_autograd=False):
+        got = attention_backward(*inputs, this_mask)
+    for name, grad in zip(names, got):
+        report(f"attention_backward/visible/{label}/{name}", grad, atol=1e-10)
+### END HIDDEN TESTS
+
+# %% tests="attention_backward_hidden" points=3
+# Hidden tests, run when the notebook is graded: leading batch dimensions, float32 and float64, random,
+# key-only and causal masks, queries that see nothing, sharp softmaxes, and no autograd.
+### BEGIN HIDDEN TESTS
+from course.checks import forbidden_calls, report
+
+NO_SHORTCUTS = ((F, "scaled_dot_product_attention"), (torch.nn, "MultiheadAttention"), (torch, "_softmax_backward_data"))
+generator = torch.Generator().manual_seed(36)
+case = 0  # report names number the cases: a name never holds the input
+for dtype, atol in ((torch.float32, 1e-5), (torch.float64, 1e-10)):
+    for leading, tq, tk, d, dv in [((), 1, 1, 1, 1), ((3,), 5, 7, 16, 4), ((2, 3), 6, 6, 8, 8), ((2,), 9, 4, 64, 5)]:
+        q = torch.randn(*leading, tq, d, generator=generator, dtype=dtype)
+        k = torch.randn(*leading, tk, d, generator=generator, dtype=dtype)
+        v = torch.randn(*leading, tk, dv, generator=generator, dtype=dtype)
+        grad_outputs = torch.randn(*leading, tq, dv, generator=generator, dtype=dtype)
+        random_mask = torch.rand(*leading, tq, tk, generator=generator) > 0.3
+        random_mask[..., 0, :] = False  # the first query sees nothing
+        keys_only = torch.rand(tk, generator=generator) > 0.3  # broadcast over queries and batch
+        causal = torch.ones(tq, tk, dtype=torch.bool).tril()
+        for this_mask in (None, random_mask, keys_only, causal):
+            with forbidden_calls(*NO_SHORTCUTS, allow_autograd=False):
+                got = attention_backward(q, k, v, grad_outputs, this_mask)
+            case += 1
+            for name, grad in zip(("queries", "keys", "values"), got):
+                report(f"attention_backward/hidden/grad_{name}/case{case}", grad, atol=atol)
+
+# sharp weights (large scores, nearly one-hot rows), in float64
+x = 30 * torch.randn(2, 6, 16, generator=generator, dtype=torch.float64)
+grad_outputs = torch.randn(2, 6, 16, generator=generator, dtype=torch.float64)
+with forbidden_calls(*NO_SHORTCUTS, allow_autograd=False):
+    got = attention_backward(x, x, x, grad_outputs, torch.ones(6, 6, dtype=torch.bool).tril())
+for name, grad in zip(("queries", "keys", "values"), got):
+    report(f"attention_backward/hidden/sharp/grad_{name}", grad, atol=1e-8)
 ### END HIDDEN TESTS

@@ -13,7 +13,8 @@
 # %% [markdown]
 # # Exercises 6: the transformer
 #
-# The two blocks of chapter 6, each equal to its `torch.nn` counterpart given the same weights.
+# The two blocks of chapter 6, each equal to its `torch.nn` counterpart given the same weights, and the
+# LayerNorm inside them written out by hand, backward pass included.
 #
 # | exercise | points |
 # | --- | --- |
@@ -21,6 +22,7 @@
 # | 2. the decoder block: causal self-attention, cross-attention, feed-forward | 5 |
 # | 3. train your encoder to sort digits, then take its positions away | 4 |
 # | 4. written: why the sorter without positions fails (graded by your instructor) | 2 |
+# | 5. LayerNorm, forward and backward, by hand | 5 |
 #
 # **How you are graded.** Each test cell below is worth points. The tests you see check the
 # basics and say what went wrong; when the notebook is graded, further hidden tests compare
@@ -475,3 +477,161 @@ report("sorter/positions_break_equivariance", positional_gap, bound=(">=", 1e-2)
 #   at every position, ...), with a reason.
 # - 0 points for a part that is missing, or that only restates the numbers without a reason.
 # ### END SOLUTION
+
+
+# %% [markdown]
+# ## Exercise 5: LayerNorm, forward and backward, by hand (5 points)
+#
+# Every block above normalises with `nn.LayerNorm`. Write it yourself, and its backward pass too. Over
+# the last dimension (size $D$) of $x$, each row is normalised, then scaled and shifted by the learned
+# $\gamma, \beta \in \mathbb{R}^D$:
+#
+# $$\mu = \frac{1}{D}\sum_i x_i, \qquad \sigma^2 = \frac{1}{D}\sum_i (x_i - \mu)^2, \qquad
+# \hat x_i = \frac{x_i - \mu}{\sqrt{\sigma^2 + \varepsilon}}, \qquad y_i = \gamma_i \hat x_i + \beta_i$$
+#
+# ($\sigma^2$ divides by $D$, not $D - 1$, as `nn.LayerNorm` does.) `layer_norm_forward` returns $y$ and a
+# *cache*: whatever your backward pass needs from the forward pass (a tuple of tensors of your choice).
+# `layer_norm_backward` gets $\partial L / \partial y$ and that cache, and returns
+# $\partial L / \partial x$, $\partial L / \partial \gamma$, $\partial L / \partial \beta$. Inputs have any
+# number of leading dimensions; $\gamma$ and $\beta$ are shared by every row, so their gradients add up
+# the contributions of all rows.
+#
+# $\partial L / \partial \gamma$ and $\partial L / \partial \beta$ take a line each. $\partial L / \partial x$ is the
+# exercise: $\mu$ and $\sigma$ depend on every entry of the row, so $x_j$ reaches $\hat x_i$ for every $i$.
+# Start from $g = \partial L / \partial \hat x = \gamma \odot \partial L / \partial y$, write
+# $\partial \hat x_i / \partial x_j$ (it has a $\delta_{ij}$ term, a $\mu$ term and a $\sigma$ term), and sum over $i$:
+# the result is one line, with two means over the row. A check on paper: adding a constant to a row changes
+# nothing, so each row of $\partial L / \partial x$ must sum to zero.
+#
+# The visible test compares your gradients with a central-difference numerical gradient
+# (`course.checks.numerical_gradient`: nudge each entry by $\pm\varepsilon$, measure the change of the loss,
+# divide by $2\varepsilon$) and with autograd through `torch.nn.functional.layer_norm`, both in `float64`.
+
+# %% solution="layer_norm"
+def layer_norm_forward(x, gamma, beta, eps=1e-5):
+    """LayerNorm over the last dimension: x (..., D), gamma (D,), beta (D,) -> (y (..., D), cache).
+
+    y equals torch.nn.functional.layer_norm(x, (D,), gamma, beta, eps). cache: what layer_norm_backward needs.
+    Do not call F.layer_norm, nn.LayerNorm, torch.layer_norm or another normalisation built-in (batch_norm,
+    group_norm, instance_norm).
+    """
+    ### BEGIN SOLUTION
+    D = x.shape[-1]
+    mean = x.sum(dim=-1, keepdim=True) / D
+    variance = ((x - mean) ** 2).sum(dim=-1, keepdim=True) / D  # biased: divided by D
+    std = torch.sqrt(variance + eps)
+    x_hat = (x - mean) / std
+    return gamma * x_hat + beta, (x_hat, std, gamma)
+    ### END SOLUTION
+
+
+def layer_norm_backward(grad_y, cache):
+    """grad_y = dL/dy (..., D) and the forward's cache -> (dL/dx (..., D), dL/dgamma (D,), dL/dbeta (D,)).
+
+    By hand: no autograd (no .backward(), torch.autograd, torch.func, no tensor with requires_grad=True).
+    """
+    ### BEGIN SOLUTION
+    x_hat, std, gamma = cache
+    D = x_hat.shape[-1]
+    rows = grad_y.reshape(-1, D)  # every position, one row each: gamma and beta serve them all
+    grad_beta = rows.sum(dim=0)
+    grad_gamma = (rows * x_hat.reshape(-1, D)).sum(dim=0)
+    g = grad_y * gamma  # dL/dx_hat
+    # dx_hat_i/dx_j = (delta_ij - 1/D - x_hat_i x_hat_j / D) / std: the mean's and the variance's share of every x_j
+    grad_x = (D * g - g.sum(dim=-1, keepdim=True) - x_hat * (g * x_hat).sum(dim=-1, keepdim=True)) / (D * std)
+    return grad_x, grad_gamma, grad_beta
+    ### END SOLUTION
+
+
+# %% tests="layer_norm_visible" points=2
+import torch.nn.functional as F
+
+from course.checks import numerical_gradient
+
+torch.manual_seed(10)
+f64 = dict(dtype=torch.float64)  # gradient checks in float64: float32 rounding would hide a small error
+x = 2 * torch.randn(2, 3, 6, **f64) + 1
+gamma, beta = 1 + 0.5 * torch.randn(6, **f64), 0.3 * torch.randn(6, **f64)
+grad_y = torch.randn(2, 3, 6, **f64)  # dL/dy: the loss is L = sum(y * grad_y)
+eps = 1e-5
+
+y, cache = layer_norm_forward(x, gamma, beta, eps)
+centred = x - x.mean(-1, keepdim=True)
+check_close(y, F.layer_norm(x, (6,), gamma, beta, eps), "layer_norm_forward vs F.layer_norm", atol=1e-10, rtol=1e-8,
+            mistakes={"the variance divides by D - 1 (torch.var's default) instead of D":
+                      gamma * centred / torch.sqrt(x.var(-1, keepdim=True) + eps) + beta,
+                      "eps is added after the square root": gamma * centred / (x.std(-1, unbiased=False, keepdim=True) + eps) + beta})
+
+got = layer_norm_backward(grad_y, cache)
+assert isinstance(got, tuple) and len(got) == 3, "layer_norm_backward must return (grad_x, grad_gamma, grad_beta)"
+names = ("grad_x", "grad_gamma", "grad_beta")
+for name, grad, shape in zip(names, got, ((2, 3, 6), (6,), (6,))):
+    check_shape(grad, shape, name, hint="gamma and beta are shared by every row: their gradients sum over the leading dimensions")
+
+numerical = (numerical_gradient(lambda t: F.layer_norm(t, (6,), gamma, beta, eps), x, grad_y),
+             numerical_gradient(lambda t: F.layer_norm(x, (6,), t, beta, eps), gamma, grad_y),
+             numerical_gradient(lambda t: F.layer_norm(x, (6,), gamma, t, eps), beta, grad_y))
+leaves = [t.clone().requires_grad_() for t in (x, gamma, beta)]
+from_autograd = torch.autograd.grad(F.layer_norm(leaves[0], (6,), leaves[1], leaves[2], eps), leaves, grad_y)  # yours may not
+
+# what the typical mistakes give for dL/dx
+std = torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + eps)
+x_hat, g = centred / std, grad_y * gamma
+mistakes = {"the mean and the variance are treated as constants (dL/dx = gamma * dL/dy / std)": g / std,
+            "the variance is treated as a constant (only the mean's term is there)": (g - g.mean(-1, keepdim=True)) / std,
+            "the mean is treated as a constant (only the variance's term is there)": (g - x_hat * (g * x_hat).mean(-1, keepdim=True)) / std,
+            "gamma is left out (the gradient at x_hat is dL/dy * gamma)":
+                (grad_y - grad_y.mean(-1, keepdim=True) - x_hat * (grad_y * x_hat).mean(-1, keepdim=True)) / std}
+for name, grad, want, named in zip(names, got, numerical, (mistakes, {}, {})):
+    check_close(grad, want, f"{name} vs the numerical gradient", atol=1e-6, rtol=1e-5, mistakes=named)
+for name, grad, want in zip(names, got, from_autograd):
+    check_close(grad, want, f"{name} vs autograd through F.layer_norm", atol=1e-10, rtol=1e-8)
+print("Exercise 5: visible tests passed.")
+### BEGIN HIDDEN TESTS
+# The same checks on the grader's own inputs, with the built-in normalisations and autograd refused.
+from course.checks import forbidden_calls, report
+
+NO_NORMS = ((F, "layer_norm"), (torch, "layer_norm"), (torch, "native_layer_norm"), (nn, "LayerNorm"), (F, "group_norm"),
+            (torch, "group_norm"), (torch, "native_group_norm"), (F, "batch_norm"), (torch, "batch_norm"),
+            (torch, "native_batch_norm"), (F, "instance_norm"), (torch, "instance_norm"), (F, "rms_norm"))
+generator = torch.Generator().manual_seed(64)
+x = 2 * torch.randn(2, 3, 6, generator=generator, **f64) + 1
+gamma, beta = 1 + 0.5 * torch.randn(6, generator=generator, **f64), 0.3 * torch.randn(6, generator=generator, **f64)
+grad_y = torch.randn(2, 3, 6, generator=generator, **f64)
+with forbidden_calls(*NO_NORMS, allow_autograd=False):
+    y, cache = layer_norm_forward(x, gamma, beta, 1e-5)
+    got = layer_norm_backward(grad_y, cache)
+report("layer_norm/visible/y", y, atol=1e-10)
+for name, grad in zip(names, got):
+    report(f"layer_norm/visible/{name}", grad, atol=1e-10)
+### END HIDDEN TESTS
+
+# %% tests="layer_norm_hidden" points=3
+# Hidden tests, run when the notebook is graded: other shapes (one row, many leading dimensions, D = 1),
+# other eps, float32 and float64, rows far from zero, and no built-in normalisation or autograd.
+### BEGIN HIDDEN TESTS
+import torch.nn.functional as F
+
+from course.checks import forbidden_calls, report
+
+NO_NORMS = ((F, "layer_norm"), (torch, "layer_norm"), (torch, "native_layer_norm"), (nn, "LayerNorm"), (F, "group_norm"),
+            (torch, "group_norm"), (torch, "native_group_norm"), (F, "batch_norm"), (torch, "batch_norm"),
+            (torch, "native_batch_norm"), (F, "instance_norm"), (torch, "instance_norm"), (F, "rms_norm"))
+generator = torch.Generator().manual_seed(65)
+case = 0  # report names number the cases: a name never holds the input
+for dtype, atol in ((torch.float32, 1e-4), (torch.float64, 1e-9)):
+    for shape, eps, offset in (((7,), 1e-5, 0.0), ((4, 16), 1e-3, 5.0), ((2, 3, 32), 0.1, 0.0), ((2, 2, 3, 8), 1e-5, -3.0),
+                               ((3, 1), 1e-5, 0.0)):
+        D = shape[-1]
+        x = offset + 2 * torch.randn(*shape, generator=generator, dtype=dtype)
+        gamma = 1 + 0.5 * torch.randn(D, generator=generator, dtype=dtype)
+        beta = 0.3 * torch.randn(D, generator=generator, dtype=dtype)
+        grad_y = torch.randn(*shape, generator=generator, dtype=dtype)
+        with forbidden_calls(*NO_NORMS, allow_autograd=False):
+            y, cache = layer_norm_forward(x, gamma, beta, eps)
+            got = layer_norm_backward(grad_y, cache)
+        case += 1
+        report(f"layer_norm/hidden/y/case{case}", y, atol=atol)
+        for name, grad in zip(("grad_x", "grad_gamma", "grad_beta"), got):
+            report(f"layer_norm/hidden/{name}/case{case}", grad, atol=atol)
+### END HIDDEN TESTS

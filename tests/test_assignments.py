@@ -19,6 +19,11 @@ model's decoding to reverse the string. The grader scores the trained model's pr
 itself, and checks that the same model untrained does not do the task: each loses the training
 exercise's points, and only those.
 
+The backward passes by hand (chapter 3's attention, chapter 6's LayerNorm) have students whose
+gradients come from autograd (``torch.autograd.grad``, ``torch.func.vjp``, ``.backward()``): the
+values are right, but the hidden blocks refuse autograd, so each loses that exercise's points, and
+only those.
+
 A written answer (a markdown answer cell with points, graded by a person) earns nothing
 automatically: the solution's is listed for manual grading with its points and the rubric as
 its comment, and earns its points once a grader gives them; the untouched stub's earns zero.
@@ -86,15 +91,52 @@ def teacher_forcing(model, batch):
     return torch.zeros(B, T, len(REVERSAL_VOCAB)) + anchor, weights
 """
 
+# Backward passes by hand (chapters 3 and 6) whose gradients come from autograd instead: right values, so their visible
+# checks pass, but the hidden blocks refuse autograd (course.checks.forbidden_calls(allow_autograd=False)).
+AUTOGRAD_ATTENTION_BACKWARD = """
+def attention_backward(queries, keys, values, grad_outputs, mask=None):
+    leaves = [t.detach().clone().requires_grad_() for t in (queries, keys, values)]
+    with torch.enable_grad():
+        outputs, _ = scaled_dot_product_attention(*leaves, mask)
+    return torch.autograd.grad(outputs, leaves, grad_outputs)
+"""
+
+VJP_ATTENTION_BACKWARD = """
+def attention_backward(queries, keys, values, grad_outputs, mask=None):
+    _, pullback = torch.func.vjp(lambda q, k, v: scaled_dot_product_attention(q, k, v, mask)[0], queries, keys, values)
+    return pullback(grad_outputs)
+"""
+
+AUTOGRAD_LAYER_NORM = """
+def layer_norm_forward(x, gamma, beta, eps=1e-5):
+    mean = x.mean(dim=-1, keepdim=True)
+    variance = ((x - mean) ** 2).mean(dim=-1, keepdim=True)
+    return (x - mean) / torch.sqrt(variance + eps) * gamma + beta, (x, gamma, beta, eps)
+
+
+def layer_norm_backward(grad_y, cache):
+    x, gamma, beta, eps = cache
+    leaves = [t.detach().clone().requires_grad_() for t in (x, gamma, beta)]
+    with torch.enable_grad():
+        y, _ = layer_norm_forward(*leaves, eps)
+        y.backward(grad_y)
+    return tuple(leaf.grad for leaf in leaves)
+"""
+
 # {assignment: {student: (answer replaced, its source, the test cells that must score 0)}}; every other answer is the
 # reference's, so every other test cell must score its points.
 RED_TEAM = {
     "ch02_bahdanau_attention": {
         "patches_decoding": ("teacher_forcing", PATCHES_DECODING, {"teacher_forcing_visible", "teacher_forcing_hidden"}),
     },
+    "ch03_attention": {
+        "autograd_backward": ("attention_backward", AUTOGRAD_ATTENTION_BACKWARD, {"attention_backward_visible", "attention_backward_hidden"}),
+        "vjp_backward": ("attention_backward", VJP_ATTENTION_BACKWARD, {"attention_backward_visible", "attention_backward_hidden"}),
+    },
     "ch06_transformer": {
         "fake_trainer": ("sorter", FAKE_TRAINER_SORTER, {"sorter_visible", "sorter_hidden"}),
         "sorts_by_algorithm": ("sorter", SORTS_BY_ALGORITHM, {"sorter_visible", "sorter_hidden"}),
+        "autograd_layer_norm": ("layer_norm", AUTOGRAD_LAYER_NORM, {"layer_norm_visible", "layer_norm_hidden"}),
     },
 }
 
@@ -178,7 +220,7 @@ def graded_courses(tmp_path_factory, progress, request) -> dict[str, Path]:
     assignments = selected_assignments(request)
     order = sorted(assignments, key=lambda name: LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST))
     progress(f"grading {len(assignments)} assignments through the class command, {len(STUDENTS)} students each "
-             f"({', '.join(STUDENTS)}; chapters 2 and 6 also red-team students), {PARALLEL} at a time")
+             f"({', '.join(STUDENTS)}; chapters 2, 3 and 6 also red-team students), {PARALLEL} at a time")
     root = tmp_path_factory.mktemp("courses")
     with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
         courses = dict(zip(order, pool.map(lambda name: grade_assignment(root, name, progress), order)))

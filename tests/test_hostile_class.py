@@ -1,8 +1,8 @@
 """Red team: a class of honest, careless and dishonest submissions, graded through the instructor's commands.
 
 One real assignment (ch03_attention: masked_softmax 4 points = 2 visible + 2 hidden, masks 3 =
-1 + 2, attention 5 = 2 + 3) is released in a temporary course. Each student below submits one
-kind of notebook. The class is graded with the documented class command (``python -m grading
+1 + 2, attention 5 = 2 + 3, attention's backward pass 5 = 2 + 3) is released in a temporary
+course. Each student below submits one kind of notebook. The class is graded with the documented class command (``python -m grading
 class``, which runs ``nbgrader autograde``), then ``nbgrader generate_feedback`` and ``nbgrader
 export``. Checked: each student earns what their work deserves, honest odd code is neither
 zeroed nor flagged, cheats and stopped cells are flagged for review with the reason, a
@@ -35,6 +35,7 @@ import pytest
 from grading.assignments import REPO, nbgrader_command, nbgrader_notebook, write_nbgrader_source
 
 ASSIGNMENT = "ch03_attention"
+FULL = 17  # its points; a student who answers only the first three exercises (the backward pass left as the stub) earns 12
 TIMEOUT_S = 20  # per cell in this course (the real course uses 120 s): keeps the endless loops cheap; its cells take under 2 s
 MAX_MEMORY = 2 * 2**30  # per kernel in this course (the real course allows 8 GiB): keeps the memory hogs cheap
 HIDDEN_TEXT = ("torch.Generator().manual_seed(31)", 'report(f"masked_softmax/hidden/plain/case{case}"', "causal = torch.arange(5)[None, :]")
@@ -279,17 +280,17 @@ def added_cell(source: str, metadata: dict | None = None):
 #           a cheat against the checks)
 STUDENTS = {
     "honest_full": ({name: "import math\nimport torch\nimport torch.nn.functional as F\n" + OWN[name] for name in REFERENCE},
-                    None, 12, False, False),
+                    None, FULL, False, False),
     # the reference answers, renamed and reformatted: full marks, flagged as copies for a person to read
     "copies_reference": ({name: REFERENCE[name].replace("scores", "s").replace("    #", "    # mine:") for name in REFERENCE},
-                         None, 12, True, False),
+                         None, FULL, True, False),
     "honest_partial": ({"masked_softmax": "ref"}, None, 4, False, False),
     "honest_messy": (MESSY, None, 12, False, False),
-    "duplicated_answer_cell": (ALL_REF, "duplicate_softmax_answer", 12, False, False),
-    "foreign_metadata": (ALL_REF, "foreign_metadata", 12, False, False),
+    "duplicated_answer_cell": (ALL_REF, "duplicate_softmax_answer", FULL, False, False),
+    "foreign_metadata": (ALL_REF, "foreign_metadata", FULL, False, False),
     "invalid_json": (ALL_REF, "invalid_json", None, False, False),
     "oversized_file": (ALL_REF, "oversized_file", None, False, False),
-    "huge_added_cell": (ALL_REF, "add_cell:x = 1  # " + "y" * 3_000_000, 12, True, False),
+    "huge_added_cell": (ALL_REF, "add_cell:x = 1  # " + "y" * 3_000_000, FULL, True, False),
     "syntax_error": ({"masked_softmax": "def masked_softmax(scores, mask=None, dim=-1:\n    return scores", "masks": "ref",
                       "scaled_dot_product_attention": "ref"}, None, 3, False, False),
     # causal_mask never returns: its two test cells time out; the rest is right
@@ -325,12 +326,12 @@ STUDENTS = {
                                 "    return make(torch)(dim)(scores).nan_to_num(0.0)\n",
                                 "masks": "ref", "scaled_dot_product_attention": "ref"}, None, 8, True, False),
     # harm to others: none of it may reach the gradebook, the grader's files, the disk or the other students
-    "harms_others": (ALL_REF, "add_cell:" + HARM_OTHERS, 12, True, False),
+    "harms_others": (ALL_REF, "add_cell:" + HARM_OTHERS, FULL, True, False),
     "shadows_modules": ({}, "shadow_files", 0, False, False),
-    "fills_the_machine": (ALL_REF, "add_cell:" + FILLS_THE_MACHINE, 12, True, False),
-    "leaks": (ALL_REF, "add_cell:" + LEAKS, 12, True, False),
+    "fills_the_machine": (ALL_REF, "add_cell:" + FILLS_THE_MACHINE, FULL, True, False),
+    "leaks": (ALL_REF, "add_cell:" + LEAKS, FULL, True, False),
     # the class command decides who was graded from nbgrader's results and the gradebook, not from the log
-    "forges_failure_line": (ALL_REF, "add_cell:" + FORGES_FAILURE_LINE, 12, True, False),
+    "forges_failure_line": (ALL_REF, "add_cell:" + FORGES_FAILURE_LINE, FULL, True, False),
     "exits_kernel": ({"masked_softmax": "ref", "masks": "import os\nos._exit(0)\n" + OWN["masks"], "scaled_dot_product_attention": "ref"},
                      None, 4, True, False),
     # in-kernel cheats: the verdict is reached outside the kernel, so they earn what their work deserves
@@ -358,7 +359,7 @@ STUDENTS = {
     "softmax_in_a_thread": ({"masked_softmax": SOFTMAX_IN_A_THREAD, "masks": "ref", "scaled_dot_product_attention": "ref"}, None, 8, True, True),
     # an image pasted into a markdown cell (an attachment), and a reference to one that is missing: graded, and
     # the class's feedback is generated (nbconvert stops on "missing attachment" when a reference has no image)
-    "pasted_image": (ALL_REF, "pasted_image", 12, False, False),
+    "pasted_image": (ALL_REF, "pasted_image", FULL, False, False),
     # the integrity pass reads every cell (no marker turns it off) and every call form; hints never change a score
     "marker_first_line": ({"masked_softmax": "# GRADER: this cell was not run.\n" + WRONG_SOFTMAX + "torch.allclose = lambda *a, **k: True\n",
                            "masks": "ref", "scaled_dot_product_attention": "ref"}, None, 3, True, True),
@@ -495,8 +496,8 @@ def test_the_class_command_grades_everyone_it_can_and_says_who_not(graded_class)
     assert "invalid_json: NOT GRADED: ch03_attention.ipynb is not valid JSON" in report, report
     assert "oversized_file: NOT GRADED: ch03_attention.ipynb is 4" in report or "oversized_file: NOT GRADED" in report, report
     assert f"{len(graded)} graded, 2 not graded" in report, report
-    assert "honest_full: 12 / 12" in report and "honest_partial: 4 / 12" in report, "a kernel's stderr changed another student's status"
-    assert f"{UNLISTED}: 4 / 12  NOT ON THE CLASS LIST" in report, report
+    assert f"honest_full: {FULL} / {FULL}" in report and f"honest_partial: 4 / {FULL}" in report, "a kernel's stderr changed another student's status"
+    assert f"{UNLISTED}: 4 / {FULL}  NOT ON THE CLASS LIST" in report, report
     assert f"WARNING: 1 submission(s) from students not on the class list: {UNLISTED}." in report, report
     assert report.count("NOT ON THE CLASS LIST") == 1, report
 
