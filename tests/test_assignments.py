@@ -123,9 +123,17 @@ def layer_norm_backward(grad_y, cache):
     return tuple(leaf.grad for leaf in leaves)
 """
 
+# Students who measure before they predict (issue 23 item 5): the measuring cell stops (course.checks.require_prediction)
+# and earns nothing; every other cell, and the written answers, are as before.
+SKIPS_THE_PREDICTION = "prediction = None\n"
+PREDICTS_NO_NUMBER = 'prediction = "I will know once I see the table"\n'
+
 # {assignment: {student: (answer replaced, its source, the test cells that must score 0)}}; every other answer is the
 # reference's, so every other test cell must score its points.
 RED_TEAM = {
+    "ch05_multi_head_attention": {
+        "predicts_no_number": ("saturation_prediction", PREDICTS_NO_NUMBER, {"saturation_visible"}),
+    },
     "ch02_bahdanau_attention": {
         "patches_decoding": ("teacher_forcing", PATCHES_DECODING, {"teacher_forcing_visible", "teacher_forcing_hidden"}),
     },
@@ -136,6 +144,7 @@ RED_TEAM = {
     "ch06_transformer": {
         "fake_trainer": ("sorter", FAKE_TRAINER_SORTER, {"sorter_visible", "sorter_hidden"}),
         "sorts_by_algorithm": ("sorter", SORTS_BY_ALGORITHM, {"sorter_visible", "sorter_hidden"}),
+        "skips_the_prediction": ("sorter_prediction", SKIPS_THE_PREDICTION, {"sorter_visible"}),
         "autograd_layer_norm": ("layer_norm", AUTOGRAD_LAYER_NORM, {"layer_norm_visible", "layer_norm_hidden"}),
     },
 }
