@@ -289,6 +289,9 @@ _ALSO_FORBIDDEN = {
     "NLLLoss": {"nll_loss"},
     "cross_entropy": {"nll_loss"},
     "RNNCell.forward": {"rnn_tanh_cell", "rnn_relu_cell"},
+    # the fused kernels F.scaled_dot_product_attention dispatches to (on CPU: _scaled_dot_product_flash_attention_for_cpu)
+    "scaled_dot_product_attention": {"scaled_dot_product_flash_attention", "scaled_dot_product_efficient_attention",
+                                     "scaled_dot_product_cudnn_attention", "scaled_dot_product_fused_attention_overrideable"},
 }
 
 
@@ -298,7 +301,7 @@ def _forbidden_operation(name: str, forbidden: set[str]) -> str | None:
     Leading underscores do not hide a name (``torch._softmax``, ``aten._softmax``), nor do the
     suffixes of its variants (``aten.nll_loss_forward``, ``aten._scaled_dot_product_flash_attention_for_cpu``).
     """
-    bare = name.lstrip("_")
+    bare = name.removeprefix("aten.").lstrip("_")
     for candidate in forbidden:
         plain = candidate.lstrip("_")
         if bare == plain or bare.startswith(plain + "_"):

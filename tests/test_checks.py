@@ -158,3 +158,16 @@ def test_shape_diagnoses():
 def test_nan_names_its_usual_causes():
     with pytest.raises(AssertionError, match="subtract the maximum first"):
         check_close(torch.tensor([float("nan"), 1.0]), torch.ones(2))
+
+
+def test_the_operation_watch_refuses_what_the_function_watch_cannot_see():
+    """With torch functions' overrides disabled (``torch._C.DisableTorchFunction``) only the dispatch mode still sees
+    the call: a captured softmax is refused as the operation aten._softmax (its name once never matched, "aten." kept)."""
+    captured = torch.softmax
+    with pytest.raises(AssertionError, match=r"softmax \(the operation aten\._softmax ran\)"):
+        with forbidden_calls((torch, "softmax"), (torch.Tensor, "softmax")):
+            with torch._C.DisableTorchFunction():
+                captured(torch.randn(2, 3), -1)
+    with forbidden_calls((torch, "softmax")):  # other operations pass
+        with torch._C.DisableTorchFunction():
+            torch.exp(torch.randn(2, 3)).sum(-1)
