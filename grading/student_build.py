@@ -94,6 +94,10 @@ ANSWERS: dict[str, dict[str, list[str]]] = {
         "tiled_attention": ["flash_attention.tiled_attention"],
         "apply_rope": ["rope.apply_rope", "rope.rope_angles"],
     },
+    "ch10_three_families": {
+        "mask_tokens": ["bert.mask_tokens"],
+        "masked_lm_loss": ["bert.masked_lm_loss"],
+    },
 }
 
 
