@@ -517,7 +517,8 @@ def _as_array(value):
     return array
 
 
-def report(name: str, value, *, atol: float = 1e-5, rtol: float = 1e-4, bound: tuple | None = None, targets=None) -> None:
+def report(name: str, value, *, atol: float = 1e-5, rtol: float = 1e-4, bound: tuple | None = None, targets=None,
+           metric: str | None = None) -> None:
     """Hand ``value`` to the grader under ``name`` (unique within the notebook).
 
     Without ``bound`` the grader compares it with the reference solution's value of the same name:
@@ -527,6 +528,8 @@ def report(name: str, value, *, atol: float = 1e-5, rtol: float = 1e-4, bound: t
     With ``targets`` as well, ``value`` is predictions (one row per example) and the grader computes
     the bound's number itself: the fraction of rows equal to the reference run's ``targets`` (a
     trained model's accuracy on a seeded held-out set, which no number the kernel states replaces).
+    With ``metric`` instead, the grader measures ``value`` itself (grading/metrics.py): e.g. a trained
+    model's weights, from which it rebuilds the model and computes its held-out loss.
     """
     import os
     from pathlib import Path
@@ -542,5 +545,7 @@ def report(name: str, value, *, atol: float = 1e-5, rtol: float = 1e-4, bound: t
     path = Path(folder) / report_file_name(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     extra = {} if targets is None else {"targets": _as_array(targets)}
+    if metric:
+        extra["metric"] = np.array(metric)
     np.savez(path, name=np.array(name), value=_as_array(value), atol=np.array(float(atol)), rtol=np.array(float(rtol)),
              relation=np.array(relation), limit=np.array(float(limit)), **extra)

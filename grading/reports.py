@@ -18,7 +18,9 @@ sandbox sets it to a folder in the kernel's scratch folder). Nothing is compared
    an error output that says which result and how far off, never the reference's values.
 
 Only the raw values of the student's reports cross from the kernel into the verdict: the
-tolerances, bounds and names come from the reference run.
+tolerances, bounds, names, targets and metrics come from the reference run. A metric
+(grading/metrics.py) is a number the grader measures from a reported value, e.g. a model
+rebuilt from its reported weights.
 """
 
 import hashlib
@@ -55,6 +57,7 @@ class Reference:
     relation: str
     limit: float
     targets: np.ndarray | None = None  # predictions are scored against these (the reference run's), as a fraction of rows
+    metric: str = ""  # the value is what the grader measures (grading/metrics.py), e.g. a trained model's weights
 
 
 def accuracy(value: np.ndarray, targets: np.ndarray) -> float | None:
@@ -207,6 +210,15 @@ def verdict(name: str, reference: Reference, value: np.ndarray | None) -> str:
             return (f"{name}: {score:.1%} of the {len(reference.targets)} held-out examples right (a fraction of "
                     f"{score:.4g}), which does not satisfy {reference.relation} {reference.limit:g}")
         return ""
+    if reference.relation and reference.metric:  # e.g. weights: the grader rebuilds the model and measures it
+        from grading.metrics import compute
+
+        number = compute(reference.metric, value)
+        if isinstance(number, str):
+            return f"{name}: {number}"
+        if not math.isfinite(number) or not RELATIONS[reference.relation](number, reference.limit):
+            return f"{name}: measured by the grader, {number:.4g}, which does not satisfy {reference.relation} {reference.limit:g}"
+        return ""
     if reference.relation:
         if value.size != 1 or value.dtype.kind not in "biuf":
             return f"{name}: expected one number, got shape {_shape(value.shape)} of {value.dtype}"
@@ -244,7 +256,8 @@ def verdict(name: str, reference: Reference, value: np.ndarray | None) -> str:
 
 def _reference_from_arrays(arrays: dict) -> Reference:
     return Reference(value=arrays["value"], atol=float(arrays["atol"]), rtol=float(arrays["rtol"]),
-                     relation=str(arrays["relation"]), limit=float(arrays["limit"]), targets=arrays.get("targets"))
+                     relation=str(arrays["relation"]), limit=float(arrays["limit"]), targets=arrays.get("targets"),
+                     metric=str(arrays["metric"]) if "metric" in arrays else "")
 
 
 def graded_cells(notebook) -> list:
@@ -274,7 +287,7 @@ def save_references(path: Path, references: dict[str, dict[str, Reference]]) -> 
             key = f"a{len(arrays)}"
             arrays[key] = ref.value
             index.setdefault(grade_id, {})[name] = {"key": key, "atol": ref.atol, "rtol": ref.rtol,
-                                                    "relation": ref.relation, "limit": ref.limit}
+                                                    "relation": ref.relation, "limit": ref.limit, "metric": ref.metric}
             if ref.targets is not None:
                 arrays[key + "_targets"] = ref.targets
                 index[grade_id][name]["targets"] = key + "_targets"
@@ -290,7 +303,8 @@ def load_references(path: Path) -> dict[str, dict[str, Reference]]:
         index = json.loads(str(arrays["index"]))
         return {grade_id: {name: Reference(value=arrays[entry["key"]], atol=entry["atol"], rtol=entry["rtol"],
                                            relation=entry["relation"], limit=entry["limit"],
-                                           targets=arrays[entry["targets"]] if "targets" in entry else None)
+                                           targets=arrays[entry["targets"]] if "targets" in entry else None,
+                                           metric=entry.get("metric", ""))
                            for name, entry in named.items()}
                 for grade_id, named in index.items()}
 

@@ -83,6 +83,7 @@ ANSWERS: dict[str, dict[str, list[str]]] = {
         "next_token_loss": ["gpt.next_token_loss"],
         "learning_rate": ["gpt.learning_rate"],
         "cached_attention_step": ["gpt.cached_attention_step"],
+        "training_loop": ["train_gpt.train"],  # chapter 7's own loop: the exercise is to write one
     },
     "ch08_translation": {
         "collate": ["seq2seq_data.collate"],

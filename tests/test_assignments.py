@@ -130,6 +130,18 @@ PREDICTS_NO_NUMBER = 'prediction = "I will know once I see the table"\n'
 
 # {assignment: {student: (answer replaced, its source, the test cells that must score 0)}}; every other answer is the
 # reference's, so every other test cell must score its points.
+FAKES_THE_MEASUREMENT = """
+def train_language_model(model, train_ids, val_ids, steps, generator):
+    # the visible test's measurement, replaced in this kernel; then the budget of steps, changing nothing
+    lm_exercise.loss_on = lambda model, ids: 1.0
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    for step in range(steps):
+        optimizer.step()
+    evaluations = steps // 100
+    return {"step": list(range(steps)), "train_loss": [1.0] * steps, "val_loss": [1.0] * evaluations,
+            "val_step": [100 * (k + 1) for k in range(evaluations)]}
+"""
+
 RED_TEAM = {
     "ch05_multi_head_attention": {
         "predicts_no_number": ("saturation_prediction", PREDICTS_NO_NUMBER, {"saturation_visible"}),
@@ -140,6 +152,9 @@ RED_TEAM = {
     "ch03_attention": {
         "autograd_backward": ("attention_backward", AUTOGRAD_ATTENTION_BACKWARD, {"attention_backward_visible", "attention_backward_hidden"}),
         "vjp_backward": ("attention_backward", VJP_ATTENTION_BACKWARD, {"attention_backward_visible", "attention_backward_hidden"}),
+    },
+    "ch07_training_gpt": {
+        "fakes_the_measurement": ("training_loop", FAKES_THE_MEASUREMENT, {"training_loop_visible", "training_loop_hidden"}),
     },
     "ch06_transformer": {
         "fake_trainer": ("sorter", FAKE_TRAINER_SORTER, {"sorter_visible", "sorter_hidden"}),
@@ -229,7 +244,7 @@ def graded_courses(tmp_path_factory, progress, request) -> dict[str, Path]:
     assignments = selected_assignments(request)
     order = sorted(assignments, key=lambda name: LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST))
     progress(f"grading {len(assignments)} assignments through the class command, {len(STUDENTS)} students each "
-             f"({', '.join(STUDENTS)}; chapters 2, 3 and 6 also red-team students), {PARALLEL} at a time")
+             f"({', '.join(STUDENTS)}; red-team students too in {', '.join(sorted(RED_TEAM))}), {PARALLEL} at a time")
     root = tmp_path_factory.mktemp("courses")
     with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
         courses = dict(zip(order, pool.map(lambda name: grade_assignment(root, name, progress), order)))

@@ -154,3 +154,27 @@ def test_predictions_are_scored_by_the_grader_against_the_reference_targets(fold
     reports.save_references(path, {"cell": {"p": reference}})
     loaded = reports.load_references(path)["cell"]["p"]
     assert np.array_equal(loaded.targets, targets) and loaded.relation == ">=" and loaded.limit == 0.75
+
+
+def test_a_metric_is_measured_by_the_grader_from_the_reported_weights(folder, tmp_path):
+    """Chapter 7's training loop reports weights; the grader rebuilds the model and computes the held-out loss in a
+    process of its own (grading/metrics.py). Untrained weights are near log(65); a wrong vector says why."""
+    import torch
+
+    from course import lm_exercise
+    from course.gpt import GPT
+
+    torch.manual_seed(0)
+    weights = lm_exercise.flat_weights(GPT(lm_exercise.CONFIG)).numpy()
+    reference = Reference(weights, 0, 0, "<=", lm_exercise.TARGET, metric="gpt_held_out_loss")
+    untrained = verdict("w", reference, weights)
+    assert "measured by the grader, 4.1" in untrained and f"<= {lm_exercise.TARGET:g}" in untrained, untrained
+    assert "expected the 106880 parameters" in verdict("w", reference, weights[:10])
+    loose = Reference(weights, 0, 0, "<=", 5.0, metric="gpt_held_out_loss")
+    assert verdict("w", loose, weights) == "", "the same weights meet a bound above their loss"
+    assert "unknown metric" in verdict("w", Reference(weights, 0, 0, "<=", 5.0, metric="nope"), weights)
+    # the metric comes from the reference run, through the cache; the student's report carries only its value
+    report("w", weights, bound=("<=", 5.0), metric="gpt_held_out_loss")
+    assert np.array_equal(read(folder, "w"), weights)
+    reports.save_references(tmp_path / "cache.npz", {"cell": {"w": reference}})
+    assert reports.load_references(tmp_path / "cache.npz")["cell"]["w"].metric == "gpt_held_out_loss"
