@@ -76,9 +76,8 @@ def substantial(line: str) -> str | None:
     return text
 
 
-def solution_lines(path: Path) -> dict[str, set[str]]:
-    """answer id -> the substantial lines of its reference answer (between the solution markers)."""
-    answers: dict[str, set[str]] = {}
+def answer_lines(path: Path):
+    """(answer id, line) for each line of each reference answer of ``path``, between its solution markers."""
     for cell in jupytext.read(path).cells:
         if cell.cell_type != "code" or "solution" not in cell.metadata:
             continue
@@ -88,8 +87,16 @@ def solution_lines(path: Path) -> dict[str, set[str]]:
                 inside = True
             elif "### END SOLUTION" in line:
                 inside = False
-            elif inside and (text := substantial(line)):
-                answers.setdefault(cell.metadata["solution"], set()).add(text)
+            elif inside:
+                yield cell.metadata["solution"], line
+
+
+def solution_lines(path: Path) -> dict[str, set[str]]:
+    """answer id -> the substantial lines of its reference answer (between the solution markers)."""
+    answers: dict[str, set[str]] = {}
+    for answer, line in answer_lines(path):
+        if text := substantial(line):
+            answers.setdefault(answer, set()).add(text)
     return answers
 
 
@@ -220,18 +227,9 @@ def expressions(source: str, minimum: int = 4) -> set[str]:
 def solution_expressions(path: Path) -> dict[str, set[str]]:
     """answer id -> the expressions of its reference answer's lines (see ``expressions``)."""
     answers: dict[str, set[str]] = {}
-    for cell in jupytext.read(path).cells:
-        if cell.cell_type != "code" or "solution" not in cell.metadata:
-            continue
-        inside = False
-        for line in cell.source.splitlines():
-            if "### BEGIN SOLUTION" in line:
-                inside = True
-            elif "### END SOLUTION" in line:
-                inside = False
-            elif inside:
-                statement = re.sub(r"^(?:if|elif|while|for .+ in|return|with)\s+|:$", "", line.split("  #")[0].strip())
-                answers.setdefault(cell.metadata["solution"], set()).update(expressions(statement))
+    for answer, line in answer_lines(path):
+        statement = re.sub(r"^(?:if|elif|while|for .+ in|return|with)\s+|:$", "", line.split("  #")[0].strip())
+        answers.setdefault(answer, set()).update(expressions(statement))
     return answers
 
 
