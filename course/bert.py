@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from course.attention import scaled_dot_product_attention
 from course.gpt import GPT, CausalSelfAttention, GPTConfig, learning_rate
+from course.train_gpt import named_config
 from course.text_data import random_batch
 
 IGNORE_INDEX = -100  # F.cross_entropy's default ignore_index: a position with this target is not scored
@@ -88,21 +89,26 @@ class MaskedLanguageModel(GPT):
             block.attn = bidirectional
 
 
+# Chapter 7's book run, the one source of the shape and schedule both families share.
+_CPU_TINY = named_config("cpu_tiny")
+
+
 @dataclass
 class FamilyConfig:
     """Chapter 7's cpu_tiny shape and schedule, for both families (with rotary positions)."""
-    n_layer: int = 3
-    n_head: int = 4
-    n_embd: int = 96
-    block_size: int = 64
-    batch_size: int = 32
+    n_layer: int = _CPU_TINY.n_layer
+    n_head: int = _CPU_TINY.n_head
+    n_embd: int = _CPU_TINY.n_embd
+    block_size: int = _CPU_TINY.block_size
+    batch_size: int = _CPU_TINY.batch_size
     steps: int = 600  # chapter 7 trains 700; two models must fit in this page's time
-    learning_rate: float = 1e-2
-    min_lr: float = 1e-3
-    warmup_steps: int = 60
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    select_prob: float = 0.15
+    learning_rate: float = _CPU_TINY.learning_rate
+    min_lr: float = _CPU_TINY.min_lr
+    warmup_steps: int = _CPU_TINY.warmup_iters
+    weight_decay: float = _CPU_TINY.weight_decay
+    betas: tuple[float, float] = (_CPU_TINY.beta1, _CPU_TINY.beta2)
+    grad_clip: float = _CPU_TINY.grad_clip
+    select_prob: float = 0.15  # BERT's share of positions scored
     # Rotary positions (chapter 9) for both: attention then scores offsets, "the character just before", directly.
     # With chapter 7's learned positions the encoder stayed at the unigram plateau for hundreds of steps.
     position: str = "rope"
@@ -126,7 +132,7 @@ def train_family(family: str, train_ids, characters: int, config: FamilyConfig, 
     but has an embedding for, so that both models have the same size. Returns (model in eval mode, history)."""
     mask_id = characters  # the text's characters are ids 0 .. characters - 1
     model = new_model(family, config, characters + 1, seed)
-    optimizer = model.configure_optimizer(config.weight_decay, config.learning_rate, (0.9, 0.99))
+    optimizer = model.configure_optimizer(config.weight_decay, config.learning_rate, config.betas)
     windows = torch.Generator().manual_seed(seed + 1000)  # the same windows for both families
     masking = torch.Generator().manual_seed(seed + 2000)
     history = {"loss": [], "seconds": 0.0}
