@@ -4,6 +4,7 @@
     COURSE_PROFILE=full python benchmarks/translation.py --train # the full profile (under an hour on 2 cores)
     python benchmarks/translation.py                             # evaluate the saved models only
     python benchmarks/translation.py --train --steps 2000        # another step budget (saved too)
+    python benchmarks/translation.py --train --tokenizer bpe --threads 1   # the transformer on subwords
 
 Training writes ``data/translation_models/<profile>/<model>.pt`` (float16 weights and the training
 record: course.translation.save_model). The book profile's files ship with the course: chapter 8
@@ -37,14 +38,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train", action="store_true", help="train and save the models before evaluating them")
     parser.add_argument("--steps", type=int, default=None, help=f"training steps (default {T.TRAINING['steps']})")
-    parser.add_argument("--models", nargs="+", default=list(T.MODEL_NAMES), choices=T.MODEL_NAMES)
+    parser.add_argument("--models", nargs="+", default=list(T.MODEL_NAMES), choices=T.MODEL_NAMES,
+                        help="with --tokenizer bpe: the subword transformer only")
     parser.add_argument("--folder", type=Path, default=T.CHECKPOINT_FOLDER, help="where the models are saved")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--tokenizer", choices=("word", "bpe"), default="word",
+                        help="bpe: the transformer on byte-pair subwords (course.bpe), saved as "
+                             f"{T.SUBWORD_MODEL}.pt; the vocabularies as large as the word ones")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
     data = T.translation_data()
+    if args.tokenizer == "bpe":
+        from course.bpe import subword_data
+
+        data = subword_data(data)
+        args.models = [T.SUBWORD_MODEL]
     print(f"profile {course.PROFILE}: {data.settings}, train/val/test = "
           + "/".join(str(len(data.pairs[s])) for s in ("train", "val", "test"))
           + f", vocabularies {len(data.source_vocab)} English / {len(data.target_vocab)} French", flush=True)

@@ -50,12 +50,16 @@ CORPUS = {
     "full": dict(max_words=25, min_count=3),
 }[course.PROFILE]
 MODEL_NAMES = ("fixed_context", "bahdanau", "transformer")
+# The transformer again, trained on subwords (course.bpe) instead of words: same sizes, optimiser, steps
+# and batches of pairs (`python benchmarks/translation.py --train --tokenizer bpe`).
+SUBWORD_MODEL = "transformer_bpe"
 # The same sizes in both profiles: models larger than these want more than a 2-core CPU.
 MODEL_SIZES = {
     "fixed_context": dict(embed_dim=64, hidden_size=128),
     "bahdanau": dict(embed_dim=64, hidden_size=128, attention_size=64),
     "transformer": dict(d_model=128, num_heads=4, num_layers=2, d_ff=256, dropout=0.1),
 }
+MODEL_SIZES[SUBWORD_MODEL] = MODEL_SIZES["transformer"]
 # The same budget for every model: the same batches, the same number of steps; the weights kept are
 # those of the evaluation (every eval_every steps) with the lowest validation loss.
 TRAINING = {
@@ -67,6 +71,7 @@ OPTIMISER = {  # each architecture at a learning rate it trains well with (trans
     "bahdanau": dict(lr=3e-3),
     "transformer": dict(lr=1e-3, warmup=100),
 }
+OPTIMISER[SUBWORD_MODEL] = OPTIMISER["transformer"]
 CHECKPOINT_FOLDER = Path(__file__).resolve().parent.parent / "data" / "translation_models" / course.PROFILE
 
 
@@ -744,9 +749,9 @@ def build_model(name: str, source_vocab_size: int, target_vocab_size: int, sizes
         return fixed_context_model(source_vocab_size, target_vocab_size, **sizes)
     if name == "bahdanau":
         return attention_model(source_vocab_size, target_vocab_size, **sizes)
-    if name == "transformer":
+    if name in ("transformer", SUBWORD_MODEL):
         return EncoderDecoderTransformer(source_vocab_size, target_vocab_size, max_len=128, **sizes)
-    raise ValueError(f"model name must be one of {MODEL_NAMES}, not {name!r}")
+    raise ValueError(f"model name must be one of {MODEL_NAMES + (SUBWORD_MODEL,)}, not {name!r}")
 
 
 def train_with_validation(name: str, data: TranslationData, steps: int, batch_size: int, eval_every: int,
