@@ -155,11 +155,18 @@ def test_round_trip_and_unknown_characters():
     assert vocab.unknown_rate([["zèbre", "et"], ["dit", "dieu"]]) == 0.25
 
 
-def test_chapter_subword_data():
+@pytest.fixture(scope="module")
+def chapter_data():
     from course import translation as T
 
     words = T.translation_data()
-    subwords = bpe.subword_data(words)
+    return words, bpe.subword_data(words)
+
+
+def test_chapter_subword_data(chapter_data):
+    from course import translation as T
+
+    words, subwords = chapter_data
     assert len(subwords.source_vocab) == len(words.source_vocab) and len(subwords.target_vocab) == len(words.target_vocab)
     french_test = [T.tokenize(pair.french) for pair in words.pairs["test"]]
     assert subwords.target_vocab.unknown_rate(french_test) == 0.0 < T.unknown_rate(words.target_vocab, french_test)
@@ -167,3 +174,21 @@ def test_chapter_subword_data():
         assert subwords.target_vocab.decode(target) == T.tokenize(pair.french)
         assert subwords.source_vocab.decode(source) == T.tokenize(pair.english)
     assert subwords.settings != words.settings  # a word model's checkpoint is refused
+
+
+def test_shipped_subword_checkpoint_loads_and_translates(chapter_data):
+    """The subword transformer chapter 8 evaluates: its merges are the ones learned now, it has the word
+    transformer's parameter count, a word corpus is refused, and it writes no <unk>."""
+    from course import translation as T
+
+    words, subwords = chapter_data
+    model, record = T.load_model(T.SUBWORD_MODEL, subwords)
+    word_model, _ = T.load_model("transformer", words)
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in word_model.parameters())
+    assert record["steps_trained"] == T.TRAINING["steps"]
+    with pytest.raises(ValueError):
+        T.load_model(T.SUBWORD_MODEL, words)
+    few = T.TranslationData({"test": subwords.pairs["test"][:16]}, {"test": subwords.ids["test"][:16]},
+                            subwords.source_vocab, subwords.target_vocab, subwords.settings)
+    outputs = T.translate(model, few, "test")
+    assert len(outputs) == 16 and all(outputs) and not any("<unk>" in text for text in outputs)
