@@ -22,6 +22,10 @@ METRICS = {
     # chapter 7's training-loop exercise: a GPT's weights -> its held-out loss, on the relabelled text or the text itself
     "gpt_held_out_loss": ("course.lm_exercise", "held_out_loss"),
     "gpt_held_out_loss_plain": ("course.lm_exercise", "held_out_loss_plain"),
+    # chapter 6's sorter trained by the student's loop: its weights -> the share of held-out sequences it sorts exactly,
+    # the digits relabelled (the hidden test's training) or not (the visible test's)
+    "sorter_accuracy": ("course.digit_sorter", "held_out_accuracy"),
+    "sorter_accuracy_plain": ("course.digit_sorter", "held_out_accuracy_plain"),
 }
 TIMEOUT_S = 300
 ROOT = Path(__file__).resolve().parent.parent  # where grading/ and course/ are (the repository, or a student kit)

@@ -76,7 +76,8 @@ ANSWERS: dict[str, dict[str, list[str]]] = {
         "encoder_block": ["transformer.TransformerEncoderLayer"],
         "decoder_block": ["transformer.TransformerDecoderLayer"],
         "layer_norm": ["transformer.layer_norm_forward", "transformer.layer_norm_backward"],
-        "sorter": [],  # no sorter in the course; its blocks are the encoder layer above
+        "sorter": ["digit_sorter.ExerciseSorter"],  # the grader's copy of the exercise's model
+        "sorter_training": [],  # the student's loop: chapter 6's page trains its sorter with a loop of its own, not from course
         "sorter_prediction": [],  # the student's prediction, a string: nothing of the course answers it
     },
     "ch07_training_gpt": {

@@ -12,8 +12,11 @@ assignments already run side by side), which also writes each assignment's class
 
 Chapters 2 and 6 also have students who game their training tests (the red team of
 tests/test_hostile_class.py covers chapter 3's exercises): in chapter 6 one whose ``Sorter``
-cannot sort but rebinds the notebook's ``train_sorter`` to say it sorted 97 %, and one whose
-``Sorter`` sorts by counting in ``forward`` instead of learning; in chapter 2 one whose
+cannot sort but rebinds the notebook's ``train_sorter`` to say it sorted 97 %, one whose
+``Sorter`` sorts by counting in ``forward`` instead of learning (each is not the exercise's model,
+so it loses exercise 3 and the training exercise 4), one whose ``train_sorter`` learns nothing and
+patches the model's ``forward`` into a counting sort, and one whose ``train_sorter`` spends three
+times the budget on a copy (each loses exercise 4 only); in chapter 2 one whose
 ``teacher_forcing`` computes nothing, forges the attention on the anti-diagonal and patches the
 model's decoding to reverse the string. The grader scores the trained model's predictions
 itself, and checks that the same model untrained does not do the task: each loses the training
@@ -91,6 +94,46 @@ def teacher_forcing(model, batch):
     return torch.zeros(B, T, len(REVERSAL_VOCAB)) + anchor, weights
 """
 
+# Chapter 6's training loop, gamed: the budget of steps at a learning rate of zero, then the model's forward replaced (on
+# this instance) by a counting sort, so that the kernel's own measurement says 100 %; and three times the budget spent
+# on a copy whose weights are then copied in. The grader measures the weights it is handed, and counts the steps.
+PATCHES_THE_SORTER = """
+def train_sorter(model, task, steps, **choices):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    for _ in range(steps):
+        tokens, targets = task(64)
+        optimizer.zero_grad()
+        model(tokens).sum().backward()
+        optimizer.step()
+
+    def counting_sort(tokens):
+        counts = [torch.bincount(row, minlength=10) for row in tokens]
+        ordered = torch.stack([torch.repeat_interleave(torch.arange(10), count) for count in counts])
+        return 10 * torch.nn.functional.one_hot(ordered, 10).float()
+
+    model.forward = counting_sort
+    return [0.0] * steps
+"""
+
+TRAINS_A_COPY_LONGER = """
+def train_sorter(model, task, steps, **choices):
+    import copy
+
+    shadow = copy.deepcopy(model)
+    optimizer = torch.optim.Adam(shadow.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(3 * steps):
+        tokens, targets = task(64)
+        loss = F.cross_entropy(shadow(tokens).reshape(-1, 10), targets.reshape(-1))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    model.load_state_dict(shadow.state_dict())
+    return losses[-steps:]
+"""
+SORTER_CELLS = {"sorter_visible", "sorter_hidden", "sorter_training_visible", "sorter_training_hidden"}
+
 # Backward passes by hand (chapters 3 and 6) whose gradients come from autograd instead: right values, so their visible
 # checks pass, but the hidden blocks refuse autograd (course.checks.forbidden_calls(allow_autograd=False)).
 AUTOGRAD_ATTENTION_BACKWARD = """
@@ -157,9 +200,12 @@ RED_TEAM = {
         "fakes_the_measurement": ("training_loop", FAKES_THE_MEASUREMENT, {"training_loop_visible", "training_loop_hidden"}),
     },
     "ch06_transformer": {
-        "fake_trainer": ("sorter", FAKE_TRAINER_SORTER, {"sorter_visible", "sorter_hidden"}),
-        "sorts_by_algorithm": ("sorter", SORTS_BY_ALGORITHM, {"sorter_visible", "sorter_hidden"}),
-        "skips_the_prediction": ("sorter_prediction", SKIPS_THE_PREDICTION, {"sorter_visible"}),
+        # a Sorter that is not the exercise's model loses exercise 3, and exercise 4's loop then trains nothing gradable
+        "fake_trainer": ("sorter", FAKE_TRAINER_SORTER, SORTER_CELLS),
+        "sorts_by_algorithm": ("sorter", SORTS_BY_ALGORITHM, SORTER_CELLS),
+        "skips_the_prediction": ("sorter_prediction", SKIPS_THE_PREDICTION, {"sorter_training_visible"}),
+        "patches_the_sorter": ("sorter_training", PATCHES_THE_SORTER, {"sorter_training_visible", "sorter_training_hidden"}),
+        "trains_a_copy_longer": ("sorter_training", TRAINS_A_COPY_LONGER, {"sorter_training_visible", "sorter_training_hidden"}),
         "autograd_layer_norm": ("layer_norm", AUTOGRAD_LAYER_NORM, {"layer_norm_visible", "layer_norm_hidden"}),
     },
 }
