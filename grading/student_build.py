@@ -71,6 +71,7 @@ ANSWERS: dict[str, dict[str, list[str]]] = {
         "multi_head_attention": ["transformer.MultiHeadAttention"],
         "saturation_prediction": [],  # the student's prediction, a string: nothing of the course answers it
         "saturation": [],  # measured in the chapter's own cells, no function of the course
+        "heads_experiment": [],  # the student's own experiment: nothing of the course answers it
     },
     "ch06_transformer": {
         "encoder_block": ["transformer.TransformerEncoderLayer"],

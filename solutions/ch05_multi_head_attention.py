@@ -22,12 +22,15 @@
 # | 2. multi-head attention: fused QKV, batched heads, output projection, masks, cross-attention | 7 |
 # | 3. predict, then measure: attention without the $1/\sqrt{D_h}$ | 3 |
 # | 4. written: what the scale is for (graded by your instructor) | 2 |
+# | 5. an experiment of your own: do several heads help? (it runs and reports, within the budget) | 1 |
+# | 6. written: your experiment's report (graded by your instructor) | 5 |
 #
 # **How you are graded.** Each test cell below is worth points. The tests you see check the
 # basics and say what went wrong; when the notebook is graded, further hidden tests compare
 # your code with the course's reference implementation and with `torch.nn.MultiheadAttention`
 # on random shapes, `float32` and `float64`, padding and causal masks. Exercise 4 is a short written
-# answer that your instructor reads and grades. Run every cell from the
+# answer, and exercise 6 the report of your own experiment (exercise 5), that your instructor reads and
+# grades. Run every cell from the
 # top (*Kernel → Restart & Run All*) before you submit.
 #
 # **Conventions.** Letters: `B` batch, `T` length, `D` model width, `H` heads, `Dh = D / H`.
@@ -410,4 +413,207 @@ for case, (head_dim, seed) in enumerate(((1, 31), (8, 32), (128, 33), (512, 34))
 # - The prediction itself earns nothing and loses nothing: a wrong prediction with a right explanation
 #   earns both points; item 1 asks only for an honest comparison. 0 for a part only restating numbers
 #   without a reason.
+# ### END SOLUTION
+
+
+# %% [markdown]
+# ## Exercise 5: an experiment of your own: do several heads help? (1 point)
+#
+# Chapter 5 argues that one softmax must split its weight between two things a query needs, and several heads
+# need not. Test it: design a **controlled comparison** and run it, within a stated budget.
+#
+# **The task** (read-only cell below, `neighbour_sum_batch`): 8 random digits; the output at position $i$ is the sum,
+# modulo 10, of the digits on its left and on its right (cyclically: position 0's left neighbour is position 7).
+# Every output needs two other tokens at once. **The model** (`TinyEncoder(num_heads)`): learned positions, one
+# pre-LN block built on **your** `MultiHeadAttention` (exercise 2) of width `d_model = 32`, a feed-forward network, a
+# read-out of 10 logits per position. With 1 head, that head is 32 wide; with 4, each is 8 wide: the same number
+# of parameters either way.
+#
+# **The budget**: at most **1,600 optimizer steps** over all your runs together (`EXPERIMENT_STEPS`), each on at
+# most 64 sequences (`MAX_BATCH`), one thread. That is, for instance, 2 conditions × 2 seeds × 400 steps; a run of
+# 400 steps takes a few seconds.
+#
+# **Your design.** What you compare (1 head against 4 is the obvious start; 2 heads, or another width, are
+# yours to try), how you train (any optimizer and learning rate, the same for every run), what you measure on
+# held-out sequences (`accuracy` below gives the share of positions right), and how many seeds. Change **one
+# thing** between conditions and keep the rest equal: the same steps, the same learning rate, the same data order
+# for a given seed. Run each condition with **at least 2 seeds** (`torch.manual_seed(seed)` before building the
+# model, and the generator of the batches seeded with it too).
+#
+# Write `run_experiment()`: it trains and measures, and returns your measurements as
+# `{condition name: [one value per seed]}`, e.g. `{"1 head": [0.31, 0.52], "4 heads": [0.97, 0.99]}`: at least 2
+# conditions, at least 2 seeds each, every value a number between 0 and 1 (a share of the held-out positions right).
+# **How it is graded**: the test runs it, counts the optimizer steps, the batches and the models trained (one for
+# each value), and checks the structure (1 point: it runs and reports, within the budget). What it found is for
+# your report, exercise 6, graded by your instructor.
+
+# %%
+# Read-only: the task, the model and the measurement of exercise 5.
+EXPERIMENT_STEPS = 1600  # optimizer steps over all the runs of the experiment
+MAX_BATCH = 64  # sequences per step
+LENGTH, DIGITS = 8, 10
+
+
+def neighbour_sum_batch(batch_size, generator):
+    """(B, 8) random digits, and at each position the sum mod 10 of its left and right neighbours (cyclic)."""
+    digits = torch.randint(0, DIGITS, (batch_size, LENGTH), generator=generator)
+    return digits, (digits.roll(1, dims=1) + digits.roll(-1, dims=1)) % DIGITS
+
+
+class TinyEncoder(nn.Module):
+    """Digits (B, 8) -> logits (B, 8, 10): learned positions, one pre-LN block on your MultiHeadAttention, a read-out."""
+
+    def __init__(self, num_heads, d_model=32):
+        super().__init__()
+        self.embedding = nn.Embedding(DIGITS, d_model)
+        self.positions = nn.Embedding(LENGTH, d_model)
+        self.norm1, self.attention = nn.LayerNorm(d_model), MultiHeadAttention(d_model, num_heads)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.feed_forward = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.ReLU(), nn.Linear(4 * d_model, d_model))
+        self.norm3, self.output = nn.LayerNorm(d_model), nn.Linear(d_model, DIGITS)
+
+    def forward(self, digits):
+        h = self.embedding(digits) + self.positions.weight[: digits.shape[1]]
+        h = h + self.attention(self.norm1(h))[0]
+        h = h + self.feed_forward(self.norm2(h))
+        return self.output(self.norm3(h))
+
+
+def accuracy(model, digits, targets):
+    """The share of positions whose output is right (a float between 0 and 1)."""
+    model.eval()
+    with torch.no_grad():
+        return (model(digits).argmax(dim=-1) == targets).float().mean().item()
+
+
+torch.set_num_threads(1)  # a model this small trains fastest on one thread, and the budget assumes one
+
+# %% solution="heads_experiment"
+def run_experiment():
+    """Train and measure your conditions within the budget; returns {condition name: [one value per seed]}."""
+    ### BEGIN SOLUTION
+    # One thing changes: the number of heads (1 against 4) at the same width 32. Equal for every run: 400 Adam steps
+    # at 1e-2, batches of 64, and for a given seed the same initial weights (same shapes either way) and the same batches.
+    steps, seeds = 400, (0, 1)
+    held_out = neighbour_sum_batch(2000, torch.Generator().manual_seed(1234))  # the same held-out set for every run
+    results = {}
+    for heads in (1, 4):
+        shares = []
+        for seed in seeds:
+            torch.manual_seed(seed)
+            model = TinyEncoder(num_heads=heads)
+            batches = torch.Generator().manual_seed(seed)
+            optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+            model.train()
+            for _ in range(steps):
+                digits, targets = neighbour_sum_batch(64, batches)
+                loss = F.cross_entropy(model(digits).reshape(-1, DIGITS), targets.reshape(-1))
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            shares.append(accuracy(model, *held_out))
+        results[f"{heads} head" + ("s" if heads > 1 else "")] = shares
+    return results
+    ### END SOLUTION
+
+
+# %% tests="heads_experiment_visible" points=1
+from torch.optim.optimizer import register_optimizer_step_post_hook
+
+steps, batches, trained = [], [], []
+
+
+def count_training_batch(module, inputs):
+    if isinstance(module, TinyEncoder) and module.training:
+        batches.append(inputs[0].shape[0])
+        if not any(module is seen for seen in trained):
+            trained.append(module)
+
+
+step_hook = register_optimizer_step_post_hook(lambda optimizer, args, kwargs: steps.append(1))
+batch_hook = nn.modules.module.register_module_forward_pre_hook(count_training_batch)
+try:
+    results = run_experiment()
+finally:
+    step_hook.remove()
+    batch_hook.remove()
+print("Your measurements:", results)
+assert len(steps) <= EXPERIMENT_STEPS, f"the experiment made {len(steps)} optimizer steps; the budget is {EXPERIMENT_STEPS}"
+assert all(size <= MAX_BATCH for size in batches), f"a training batch of {max(batches)} sequences: at most {MAX_BATCH}"
+assert isinstance(results, dict) and len(results) >= 2, "return a dict {condition name: [one value per seed]} with at least 2 conditions"
+for condition, values in results.items():
+    assert isinstance(condition, str), f"name each condition with a string, not {condition!r}"
+    assert isinstance(values, (list, tuple)) and len(values) >= 2, f"{condition!r}: a list of at least 2 values, one per seed"
+    assert all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in values), \
+        f"{condition!r}: every value a float between 0 and 1 (a share of positions right), got {values!r}"
+runs = sum(len(values) for values in results.values())
+assert len(trained) >= runs and len(steps) >= runs, (
+    f"{runs} values, but {len(trained)} TinyEncoder models trained here ({len(steps)} optimizer steps): each value should "
+    "come from a model of its own, trained in run_experiment and measured on held-out sequences")
+print(f"Exercise 5: visible tests passed: {len(results)} conditions, {len(steps)} optimizer steps of {EXPERIMENT_STEPS}.")
+### BEGIN HIDDEN TESTS
+# Running and reporting only: the structure and the budget, as this cell counted them (what the experiment found is
+# graded by hand, exercise 6).
+from course.checks import report
+
+report("heads_experiment/conditions", torch.tensor(len(results)), bound=(">=", 2))
+report("heads_experiment/fewest_seeds", torch.tensor(min(len(values) for values in results.values())), bound=(">=", 2))
+report("heads_experiment/steps", torch.tensor(len(steps)), bound=("<=", EXPERIMENT_STEPS))
+report("heads_experiment/models_trained_per_value", torch.tensor(len(trained) / runs), bound=(">=", 1.0))
+report("heads_experiment/largest_batch", torch.tensor(max(batches, default=0)), bound=("<=", MAX_BATCH))
+report("heads_experiment/smallest_value", torch.tensor(min(min(values) for values in results.values())), bound=(">=", 0.0))
+report("heads_experiment/largest_value", torch.tensor(max(max(values) for values in results.values())), bound=("<=", 1.0))
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Exercise 6: your report (5 points, graded by your instructor)
+#
+# In the cell below, a short report of exercise 5 (a table and a few sentences):
+#
+# 1. the question, and the **one thing** your conditions change (and what you kept equal);
+# 2. the budget each run had: the **same number of steps** for every run (and the learning rate, batch size);
+# 3. the seeds: at least 2 per condition, and the **spread** between them;
+# 4. **the numbers**: every value your `run_experiment` returned, condition by condition;
+# 5. your **conclusion, and how sure it can be**: is the difference between conditions larger than the spread
+#    between seeds? What would make you surer (more seeds, more steps), and what does the result not say (other
+#    tasks, other widths)?
+
+# %% [markdown] answer="heads_report" points=5
+# ### BEGIN SOLUTION
+# **Model answer.** *Question:* does a block of width 32 learn the neighbour-sum task faster with 4 heads of width 8
+# than with 1 head of width 32? Only the number of heads changes; everything else is equal for every run: the model
+# (`TinyEncoder`: the same parameters, and for a given seed the very same initial weights, since 1 head and 4 heads
+# have matrices of the same shapes), 400 Adam steps at learning rate 1e-2, batches of 64, the same held-out set of
+# 2,000 sequences, and for seed $s$ the same batches (`torch.manual_seed(s)`, the batch generator seeded with $s$).
+# Two seeds per condition.
+#
+# | share of held-out positions right | seed 0 | seed 1 |
+# | --- | --- | --- |
+# | 1 head (width 32) | 0.177 | 0.499 |
+# | 4 heads (width 8 each) | 0.991 | 1.000 |
+#
+# (measured by the solution's `run_experiment`: `python benchmarks/heads_experiment.py`, one thread.)
+#
+# With 4 heads both seeds learn the task almost perfectly (spread 0.01); with 1 head the two seeds differ by 0.32,
+# one not far above chance (0.1) and one half-way. The lowest 4-head value is far above the highest 1-head value,
+# and the gap between the means (0.996 against 0.338) is larger than either condition's spread, so in this budget
+# 4 heads learn this task faster: the single head has to split one softmax between two positions, and how far it
+# gets within 400 steps depends on the seed. How sure: two seeds per condition are few, especially for the 1-head
+# runs whose spread is large; I would want 5 seeds before stating the size of the gap, and more steps would tell
+# whether one head gets there eventually (the result is about learning within 400 steps, not about what one head
+# can represent). It holds for this task and this width only.
+#
+# **Rubric (5 points, one each).**
+# 1. *One thing changed*: the conditions differ in one choice only (here the number of heads), and the report says
+#    what was kept equal (width, optimizer and learning rate, data). Conditions that differ in two things (e.g. the
+#    heads and the learning rate) earn 0 here.
+# 2. *Equal steps*: every run has the same number of optimizer steps, stated (and within the budget).
+# 3. *Seeds and spread*: at least 2 seeds per condition, and the spread between them stated (a range, or each
+#    seed's value side by side).
+# 4. *The numbers*: every measured value, labelled by condition and seed, consistent with what `run_experiment`
+#    returns.
+# 5. *A conclusion that says how sure it can be*: it compares the difference between conditions with the spread
+#    between seeds, and says what limits it (few seeds, one task, one budget) or what would make it firmer. A
+#    conclusion stated as certain from one or two seeds, with no word of the spread, earns 0 here; a result of
+#    "no clear difference", honestly argued, earns the point.
 # ### END SOLUTION

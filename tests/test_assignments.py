@@ -94,6 +94,12 @@ def teacher_forcing(model, batch):
     return torch.zeros(B, T, len(REVERSAL_VOCAB)) + anchor, weights
 """
 
+# Chapter 5's experiment, made up: the structure it asks for, numbers typed in, no model trained.
+FABRICATES_THE_EXPERIMENT = """
+def run_experiment():
+    return {"1 head": [0.3, 0.4], "4 heads": [0.9, 0.95]}
+"""
+
 # Chapter 6's training loop, gamed: the budget of steps at a learning rate of zero, then the model's forward replaced (on
 # this instance) by a counting sort, so that the kernel's own measurement says 100 %; and three times the budget spent
 # on a copy whose weights are then copied in. The grader measures the weights it is handed, and counts the steps.
@@ -188,6 +194,7 @@ def train_language_model(model, train_ids, val_ids, steps, generator):
 RED_TEAM = {
     "ch05_multi_head_attention": {
         "predicts_no_number": ("saturation_prediction", PREDICTS_NO_NUMBER, {"saturation_visible"}),
+        "fabricates_the_experiment": ("heads_experiment", FABRICATES_THE_EXPERIMENT, {"heads_experiment_visible"}),
     },
     "ch02_bahdanau_attention": {
         "patches_decoding": ("teacher_forcing", PATCHES_DECODING, {"teacher_forcing_visible", "teacher_forcing_hidden"}),
