@@ -13,8 +13,9 @@
 # %% [markdown]
 # # Exercises 8: translating real sentences
 #
-# The three pieces of chapter 8 that sit between a model and a BLEU score: the batches the models
-# are trained on, the score itself, and the search that turns a model into translations.
+# The pieces of chapter 8 that sit between a model and a BLEU score: the batches the models are
+# trained on, the score itself, the search that turns a model into translations, and the subword
+# vocabulary (byte-pair encoding) that leaves no word unknown.
 #
 # | exercise | points |
 # | --- | --- |
@@ -22,16 +23,19 @@
 # | 2. BLEU: modified n-gram precision, brevity penalty, corpus score | 5 |
 # | 3. beam search with length normalisation | 5 |
 # | 4. written: why length normalisation? (graded by your instructor) | 2 |
+# | 5. byte-pair encoding: learn the merges | 4 |
+# | 6. byte-pair encoding: encode a word with them | 2 |
+# | 7. written: what the first merges say, and what the vocabulary size trades (graded by your instructor) | 2 |
 #
 # **How you are graded.** Each test cell below is worth points. The tests you see check the
 # basics and say what went wrong; when the notebook is graded, hidden tests run your functions on
 # further inputs (random sentence pairs, random corpora, small random models) and the grader
-# compares the results with those of the course's reference solution. Exercise 4 is a short
-# written answer that your instructor reads and grades. Run every cell from the top
+# compares the results with those of the course's reference solution. Exercises 4 and 7 are short
+# written answers that your instructor reads and grades. Run every cell from the top
 # (*Kernel → Restart & Run All*) before you submit.
 #
 # **Conventions** (as in chapters 1-8). Token ids: `PAD = 0`, `BOS = 1`, `EOS = 2`. A sentence is a
-# list of token ids (exercises 1 and 3) or a list of words (exercise 2).
+# list of token ids (exercises 1 and 3) or a list of words (exercises 2, 5 and 6).
 
 # %%
 import math
@@ -389,4 +393,217 @@ print(f"alpha = 0 returned a shorter hypothesis than alpha = 1 for {shorter} mod
 # - 1 point: the consequence on real translations (truncated output) and the brevity penalty named as
 #   what punishes it (precision alone would not).
 # - 0 for an answer that restates the numbers without the reason, or blames beam width.
+# ### END SOLUTION
+
+
+# %% [markdown]
+# ## Exercise 5: byte-pair encoding, the learner (4 points)
+#
+# Chapter 8's word vocabularies leave every rare word `<unk>`. **Byte-pair encoding** (BPE)
+# {cite}`sennrich2016neural` builds a vocabulary of *subwords* instead, from word counts:
+#
+# 1. write every word as its characters followed by an end-of-word marker `END = "</w>"`:
+#    `"hug"` is `["h", "u", "g", "</w>"]` (the marker tells "s" at the end of a word, a plural, from
+#    "s" inside one, and tells the decoder where words end);
+# 2. count every pair of adjacent symbols, each occurrence weighted by the count of its word (a pair
+#    that occurs twice in a word counts twice);
+# 3. the pair with the largest count is the next **merge**: replace it by one symbol (the two
+#    strings joined) in every word, left to right without overlaps (`["a", "a", "a"]` becomes
+#    `["aa", "a"]`); ties go to the **smallest** pair in Python's order of tuples of strings (first
+#    symbol, then second), so that the result is the same everywhere;
+# 4. repeat until `num_merges` merges are learned, or no word has two symbols left.
+#
+# Write `learn_bpe(word_counts, num_merges)`, which returns the merges in the order learned, as a
+# list of `(first, second)` tuples. Recounting every pair at every merge is fine here (the tests use
+# small corpora and the first merges of chapter 8's training verses). Do not import anything from
+# `course.bpe`: it is what you are writing.
+
+# %%
+from course.translation import load_corpus, split_corpus, tokenize
+
+END = "</w>"
+HUGS = {"hug": 10, "pug": 5, "pun": 12, "bun": 4, "hugs": 5}  # a small corpus: word -> count
+training_verses = split_corpus(load_corpus(max_words=16))["train"]  # chapter 8's training split
+french_counts = Counter(word for pair in training_verses for word in tokenize(pair.french))
+english_counts = Counter(word for pair in training_verses for word in tokenize(pair.english))
+print(f"{len(training_verses)} training verses: {len(english_counts)} English and {len(french_counts)} French words")
+
+
+# %% solution="bpe_learner"
+def learn_bpe(word_counts, num_merges):
+    """word_counts: {word (str): count (int)} -> the merges, a list of (first, second) string tuples in the
+    order learned. Words start as characters + END; ties go to the smallest pair."""
+    ### BEGIN SOLUTION
+    words = [(list(word) + [END], count) for word, count in word_counts.items()]
+    merges = []
+    for _ in range(num_merges):
+        pairs = Counter()
+        for symbols, count in words:
+            for pair in zip(symbols, symbols[1:]):
+                pairs[pair] += count
+        if not pairs:
+            break
+        best = min(pairs, key=lambda pair: (-pairs[pair], pair))  # the largest count, then the smallest pair
+        merges.append(best)
+        merged_words = []
+        for symbols, count in words:
+            merged, k = [], 0
+            while k < len(symbols):
+                if symbols[k : k + 2] == list(best):
+                    merged.append(best[0] + best[1])
+                    k += 2
+                else:
+                    merged.append(symbols[k])
+                    k += 1
+            merged_words.append((merged, count))
+        words = merged_words
+    return merges
+    ### END SOLUTION
+
+
+# %% tests="bpe_learner_visible" points=2
+merges = learn_bpe(HUGS, 4)
+assert isinstance(merges, list) and all(isinstance(m, tuple) and len(m) == 2 for m in merges), \
+    f"return a list of (first, second) tuples, got {merges!r}"
+assert merges[0] == ("u", "g"), (f"the first merge on HUGS is ('u', 'g'): it occurs in hug, pug and hugs, 10 + 5 + 5 = 20 "
+                                 f"times; got {merges[0]}" + (" (count each word's pairs times the word's count)"
+                                                             if merges[0] == ("u", "n") else ""))
+assert merges[1] == ("n", END), (f"second merge: ('n', '</w>') and ('u', 'n') both count 12 + 4 = 16, and the smaller "
+                                 f"pair wins the tie; got {merges[1]}"
+                                 + {("u", "n"): " (the tie went to the larger pair)",
+                                    ("h", "ug"): " (counting words instead of occurrences?)"}.get(merges[1], ""))
+assert merges == [("u", "g"), ("n", END), ("u", "n" + END), ("h", "ug")], \
+    f"expected [('u', 'g'), ('n', '</w>'), ('u', 'n</w>'), ('h', 'ug')], got {merges}: merge a pair everywhere, then recount"
+assert learn_bpe({"aaa": 2}, 1) == [("a", "a")] and learn_bpe({"aaaa": 1}, 2) == [("a", "a"), ("aa", END)], \
+    "'aaaa' -> 'aa aa </w>' after one merge (left to right, no overlaps); then ('aa', 'aa') and ('aa', '</w>') tie"
+assert learn_bpe({"ab": 2, "b": 1}, 10) == [("b", END), ("a", "b" + END)], \
+    "stop when every word is a single symbol, even before num_merges"
+FRENCH_FIRST = [("e", END), ("s", END), ("t", END), (",", END), ("e", "s" + END), ("e", "n"), ("a", END), ("o", "n"),
+                ("'", END), ("o", "u")]
+french_merges = learn_bpe(french_counts, 10)
+assert french_merges == FRENCH_FIRST, f"the first 10 merges on the French training verses: expected {FRENCH_FIRST}, got {french_merges}"
+print("Exercise 5: visible tests passed.")
+### BEGIN HIDDEN TESTS
+report("bpe_learner/visible/hugs", [" ".join(pair) for pair in learn_bpe(HUGS, 8)])
+report("bpe_learner/visible/french", [" ".join(pair) for pair in learn_bpe(french_counts, 10)])
+### END HIDDEN TESTS
+
+# %% tests="bpe_learner_hidden" points=2
+# Hidden tests, run when the notebook is graded: random corpora with many ties (few letters, small
+# counts), repeated letters (overlapping pairs), learning until no pair is left, and the first
+# merges of the English training verses.
+### BEGIN HIDDEN TESTS
+import random as _random
+
+_rng = _random.Random(824)
+for case, (letters, size, merges_wanted) in enumerate([("ab", 12, 30), ("abc", 25, 20), ("abcde", 40, 25),
+                                                        ("aé'", 15, 40), ("xyz", 6, 100)]):
+    corpus = {"".join(_rng.choice(letters) for _ in range(_rng.randint(1, 8))): _rng.randint(1, 4) for _ in range(size)}
+    report(f"bpe_learner/case{case}", [" ".join(pair) for pair in learn_bpe(corpus, merges_wanted)])
+report("bpe_learner/english", [" ".join(pair) for pair in learn_bpe(english_counts, 6)])
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Exercise 6: byte-pair encoding, the encoder (2 points)
+#
+# To encode a word, start again from its characters and `END`, then apply each learned merge **in
+# the order learned**, every occurrence, left to right without overlaps. A word never seen in
+# training is still encoded: into known subwords, in the worst case into its characters. Write
+# `apply_bpe(word, merges)`, which returns the word's subwords (a list of strings; joined, they give
+# the word followed by `END`).
+
+# %% solution="bpe_encoder"
+def apply_bpe(word, merges):
+    """word (str), merges (the list learn_bpe returns) -> the word's subwords, a list of str ending with END."""
+    ### BEGIN SOLUTION
+    symbols = list(word) + [END]
+    for first, second in merges:
+        i = 0
+        while i < len(symbols) - 1:
+            if symbols[i] == first and symbols[i + 1] == second:
+                symbols[i : i + 2] = [first + second]
+            i += 1
+    return symbols
+    ### END SOLUTION
+
+
+# %% tests="bpe_encoder_visible" points=1
+hug_merges = [("u", "g"), ("n", END), ("u", "n" + END), ("h", "ug"), ("p", "un" + END), ("hug", END), ("hug", "s"),
+              ("hugs", END)]
+for word, expected in [("hug", ["hug" + END]), ("bugs", ["b", "ug", "s", END]), ("unhug", ["u", "n", "hug" + END]),
+                       ("hunger", ["h", "u", "n", "g", "e", "r", END]), ("pun", ["pun" + END])]:
+    got = apply_bpe(word, hug_merges)
+    assert got == expected, f"apply_bpe({word!r}) with HUGS' 8 merges: expected {expected}, got {got}"
+assert apply_bpe("aaaa", [("a", "a")]) == ["aa", "aa", END] and apply_bpe("aaa", [("a", "a")]) == ["aa", "a", END], \
+    "merge left to right without overlaps: 'aaa' -> ['aa', 'a', '</w>']"
+print("Exercise 6: visible tests passed.")
+### BEGIN HIDDEN TESTS
+report("bpe_encoder/visible", [" ".join(apply_bpe(word, hug_merges)) for word in ("hug", "bugs", "unhug", "hunger", "aaaa")])
+### END HIDDEN TESTS
+
+# %% tests="bpe_encoder_hidden" points=1
+# Hidden tests, run when the notebook is graded: merges learned on random corpora (given here, not
+# learned by your learn_bpe), applied to the corpus's words and to words never seen.
+### BEGIN HIDDEN TESTS
+import random as _random
+
+_MERGES = [  # learned by course.bpe.learn_merges on random corpora of 20 words (seed 826), 15 merges each
+    ['b b', 'a a', 'b </w>', 'bb aa', 'a </w>', 'a b</w>', 'bb b</w>', 'bb </w>', 'aa b</w>', 'b a', 'bbaa a</w>', 'a b',
+     'ba bbaaa</w>', 'bbaa ab</w>', 'bbaa bbb</w>'],
+    ['b b', 'b a', 'b c', 'a </w>', 'a c', 'b </w>', 'bc </w>', 'c </w>', 'a a</w>', 'a bb', 'ac ba', 'a b</w>', 'ba bb',
+     'acba ba', 'acbaba bc</w>'],
+    ['b c', 'a </w>', 'b </w>', 'd d', 'c c', 'a dd', 'add b', 'bc </w>', 'b b</w>', 'd cc', 'b a', 'c </w>', 'c b</w>',
+     'd </w>', 'd bc'],
+]
+_rng = _random.Random(825)
+for case, letters in enumerate(["ab", "abc", "abcd"]):
+    _words = ["".join(_rng.choice(letters) for _ in range(_rng.randint(1, 9))) for _ in range(30)]
+    _merges = [tuple(line.split(" ")) for line in _MERGES[case]]
+    report(f"bpe_encoder/case{case}", [" ".join(apply_bpe(word, _merges)) for word in _words])
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Exercise 7: what the first merges say (2 points, graded by hand)
+#
+# The cell below prints the first 15 merges your learner finds on the English and on the French
+# training verses. Answer in four to six sentences:
+#
+# 1. What do the first merges of each language say about it? Name two merges of each language and
+#    what they stand for (a frequent ending, a frequent short word, punctuation), and one difference
+#    between the two languages that the lists show.
+# 2. Chapter 8 gave each language as many subwords as its word vocabulary has words. What would a
+#    much smaller BPE vocabulary (fewer merges) change, and a much larger one? Name what each
+#    direction costs the model (think of the length of the sequences it reads and writes, the rare
+#    words, and the size of its embedding and output layers).
+
+# %%
+for language, counts in (("English", english_counts), ("French", french_counts)):
+    print(f"{language:8}", "  ".join(first + "+" + second for first, second in learn_bpe(counts, 15)))
+
+# %% [markdown] answer="bpe_merges_explained" points=2
+# ### BEGIN SOLUTION
+# **Model answer.** The first merges are the most frequent pairs, so they show the commonest endings
+# and the shortest frequent words. In English: `e+</w>` (words ending in *e*, *the*, *he*), `t+h`
+# (*the*, *that*, *with*), `s+</w>` and `d+</w>` (plurals and possessives, past tenses: *-ed*),
+# `th+e</w>` (*the* as a whole word) and `,+</w>`/`.+</w>` (punctuation as its own word). In
+# French: `e+</w>` (the mute *e*), `s+</w>` and `e+s</w>` (plurals, *les*, *des*), `t+</w>` (*et*, *est*,
+# verbs), `'+</w>` (the elisions *l'*, *d'*, *qu'*, which the tokenizer keeps as their own words) and
+# `e+n` (*en*, *-ent*). The difference: French endings (*-es*, *-ent*) and elisions are merged early,
+# English builds its function words (*the*, *and*) early. A smaller vocabulary splits more words
+# into pieces: the sequences get longer (more decoding steps, more attention cost, dependencies
+# further apart), every word has less of its own meaning in one vector, but the embedding and output
+# layers shrink and no word is unknown either way; at the limit, characters. A larger one keeps more
+# whole words: shorter sequences, but large embedding and output layers whose rare rows are seen
+# too seldom to train, and at the limit the word vocabulary again (rare words in few pieces, fewer
+# shared pieces between related words such as *parla*/*parlait*).
+#
+# **Rubric (2 points).**
+# - 1 point: the first merges read correctly for both languages, with at least two merges each tied
+#   to what they stand for (an ending such as plural *s* or *-es*, a short word such as *the*/*et*,
+#   the elision or punctuation), and one difference between the languages taken from the printed lists.
+# - 1 point: the vocabulary size's trade-off in both directions: fewer merges give longer sequences
+#   (more steps and attention cost) but smaller embedding/output layers; more merges give shorter
+#   sequences but larger layers with rare, poorly trained rows, tending to the word vocabulary. Half a
+#   point for one direction only. Saying that a smaller vocabulary brings back `<unk>` is wrong (the
+#   characters remain) and earns nothing for that part.
 # ### END SOLUTION
