@@ -191,7 +191,36 @@ def train_language_model(model, train_ids, val_ids, steps, generator):
             "val_step": [100 * (k + 1) for k in range(evaluations)]}
 """
 
+IMPORTS_THE_BPE_REFERENCE = """
+from course.bpe import learn_merges
+
+
+def learn_bpe(word_counts, num_merges):
+    return learn_merges(word_counts, num_merges)  # the course's own learner, removed from the student build
+"""
+
+MEMORISES_THE_VISIBLE_MERGES = """
+def learn_bpe(word_counts, num_merges):
+    # the merges the visible tests print, returned for those corpora; nothing learned
+    if word_counts == HUGS:
+        return [("u", "g"), ("n", END), ("u", "n" + END), ("h", "ug"), ("p", "un" + END), ("hug", END), ("hug", "s"),
+                ("hugs", END)][:num_merges]
+    if word_counts == {"aaa": 2}:
+        return [("a", "a")]
+    if word_counts == {"aaaa": 1}:
+        return [("a", "a"), ("aa", END)]
+    if word_counts == {"ab": 2, "b": 1}:
+        return [("b", END), ("a", "b" + END)]
+    if word_counts is french_counts:
+        return FRENCH_FIRST[:num_merges]
+    return []
+"""
+
 RED_TEAM = {
+    "ch08_translation": {
+        "imports_the_bpe_reference": ("bpe_learner", IMPORTS_THE_BPE_REFERENCE, {"bpe_learner_visible", "bpe_learner_hidden"}),
+        "memorises_the_visible_merges": ("bpe_learner", MEMORISES_THE_VISIBLE_MERGES, {"bpe_learner_hidden"}),
+    },
     "ch05_multi_head_attention": {
         "predicts_no_number": ("saturation_prediction", PREDICTS_NO_NUMBER, {"saturation_visible"}),
         "fabricates_the_experiment": ("heads_experiment", FABRICATES_THE_EXPERIMENT, {"heads_experiment_visible"}),
