@@ -26,6 +26,10 @@ METRICS = {
     # the digits relabelled (the hidden test's training) or not (the visible test's)
     "sorter_accuracy": ("course.digit_sorter", "held_out_accuracy"),
     "sorter_accuracy_plain": ("course.digit_sorter", "held_out_accuracy_plain"),
+    # chapter 2's training-loop exercise: the attention model's weights -> its exact match on held-out strings, and
+    # the share of output steps whose largest attention weight is on the mirrored input
+    "reverser_exact_match": ("course.reversal_exercise", "held_out_exact_match"),
+    "reverser_anti_diagonal": ("course.reversal_exercise", "held_out_anti_diagonal"),
 }
 TIMEOUT_S = 300
 ROOT = Path(__file__).resolve().parent.parent  # where grading/ and course/ are (the repository, or a student kit)

@@ -52,6 +52,8 @@ ANSWERS: dict[str, dict[str, list[str]]] = {
         "attention_step": ["rnn.attention_decoder_step"],
         # the tests compare with the course's own model (Seq2Seq.forward): it stays
         "teacher_forcing": [],
+        "train_reverser": ["seq2seq_training.train_seq2seq"],  # the course's loop: the exercise is to write one
+        "experiment": [],  # the student's own comparison: nothing of the course answers it
     },
     "ch03_attention": {
         "masked_softmax": ["attention.masked_softmax"],

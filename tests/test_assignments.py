@@ -94,6 +94,24 @@ def teacher_forcing(model, batch):
     return torch.zeros(B, T, len(REVERSAL_VOCAB)) + anchor, weights
 """
 
+# Chapter 2's training loop over its budget: the reference loop, four times the steps it is given. The budget is counted
+# in the kernel (course.reversal_exercise.run_within_budget), so the loop and the experiment that reuses it lose their
+# points; the model it trains is a good one, which the grader's measurement alone would not see.
+TRAINS_OVER_BUDGET = """
+def train_reverser(model, steps, seed, lengths=(3, 8)):
+    pairs, order = reversal_pairs(5000, *lengths, seed=seed), random.Random(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(4 * steps):
+        batch = make_batch(order.sample(pairs, 64), REVERSAL_VOCAB, REVERSAL_VOCAB)
+        loss = F.cross_entropy(model(batch.src, batch.src_lengths, batch.tgt_in).flatten(0, 1), batch.tgt_out.flatten(),
+                               ignore_index=PAD)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+"""
+
 # Chapter 5's experiment, made up: the structure it asks for, numbers typed in, no model trained.
 FABRICATES_THE_EXPERIMENT = """
 def run_experiment():
@@ -139,6 +157,12 @@ def train_sorter(model, task, steps, **choices):
     return losses[-steps:]
 """
 SORTER_CELLS = {"sorter_visible", "sorter_hidden", "sorter_training_visible", "sorter_training_hidden"}
+
+# Chapter 2's experiment with its numbers typed in: the right structure, no model trained in the call.
+FABRICATES_THE_REVERSAL_EXPERIMENT = """
+def experiment():
+    return {"fixed context": [0.01, 0.02], "attention": [0.8, 0.9]}
+"""
 
 # Backward passes by hand (chapters 3 and 6) whose gradients come from autograd instead: right values, so their visible
 # checks pass, but the hidden blocks refuse autograd (course.checks.forbidden_calls(allow_autograd=False)).
@@ -227,6 +251,9 @@ RED_TEAM = {
     },
     "ch02_bahdanau_attention": {
         "patches_decoding": ("teacher_forcing", PATCHES_DECODING, {"teacher_forcing_visible", "teacher_forcing_hidden"}),
+        "trains_over_budget": ("train_reverser", TRAINS_OVER_BUDGET, {"train_reverser_visible", "train_reverser_hidden",
+                                                                      "experiment_visible"}),
+        "fabricates_the_experiment": ("experiment", FABRICATES_THE_REVERSAL_EXPERIMENT, {"experiment_visible"}),
     },
     "ch03_attention": {
         "autograd_backward": ("attention_backward", AUTOGRAD_ATTENTION_BACKWARD, {"attention_backward_visible", "attention_backward_hidden"}),
