@@ -58,9 +58,6 @@ def learn_merges(word_counts: dict[str, int], num_merges: int) -> list[tuple[str
         changed = set()
         for i in sorted(where.pop(pair)):
             symbols, freq = words[i], freqs[i]
-            for old in zip(symbols, symbols[1:]):
-                counts[old] -= freq
-                changed.add(old)
             merged, k = [], 0
             while k < len(symbols):
                 if k + 1 < len(symbols) and symbols[k] == first and symbols[k + 1] == second:
@@ -70,10 +67,13 @@ def learn_merges(word_counts: dict[str, int], num_merges: int) -> list[tuple[str
                     merged.append(symbols[k])
                     k += 1
             words[i] = merged
-            for new in zip(merged, merged[1:]):
-                counts[new] += freq
-                where[new].add(i)
-                changed.add(new)
+            before, after = Counter(zip(symbols, symbols[1:])), Counter(zip(merged, merged[1:]))
+            for other in before.keys() | after.keys():  # only the pairs around the merged ones change
+                if before[other] != after[other]:
+                    counts[other] += (after[other] - before[other]) * freq
+                    changed.add(other)
+                    if after[other]:
+                        where[other].add(i)
         for other in changed:
             if counts[other] > 0:
                 heapq.heappush(heap, (-counts[other], other))
