@@ -332,4 +332,5 @@ def test_shipped_book_checkpoints_load_into_the_current_model_code(name):
 def test_shipped_book_checkpoints_are_small():
     folder = T.CHECKPOINT_FOLDER.parent / "book"
     total = sum(path.stat().st_size for path in folder.glob("*.pt"))
-    assert len(list(folder.glob("*.pt"))) == len(T.MODEL_NAMES) and total <= 10_000_000, f"{total / 1e6:.1f} MB"
+    # the three word models and the transformer on subwords, each a few MB in float16
+    assert len(list(folder.glob("*.pt"))) == len(T.MODEL_NAMES) + 1 and total <= 12_000_000, f"{total / 1e6:.1f} MB"
