@@ -433,7 +433,8 @@ with torch.no_grad():
 # * **the model**: your `Sorter` with `sorter_settings(positions=True)` (one block of width 32, 4 heads);
 # * **the data**: a `task` object, `SortingTask` of `course.digit_sorter`: `task(batch_size)` returns a batch
 #   of fresh random sequences, `(tokens, targets)`, each `(batch_size, 8)` long; draw every training batch from
-#   it, at most **64 sequences** a step (`MAX_BATCH`);
+#   it, at most **64 sequences** a step (`MAX_BATCH`); the tests count what you draw, so if your loop evaluates
+#   as it goes, make those sequences with `sorting_batch(n, generator)` instead;
 # * **the budget**: exactly **200 optimizer steps** (`STEPS`, passed to you as `steps`).
 #
 # The target: the trained model sorts at least **95 %** of new sequences exactly (`TARGET`; every one of the
@@ -459,7 +460,8 @@ with torch.no_grad():
 # %% solution="sorter_training"
 def train_sorter(model, task, steps, **choices):
     """Train ``model`` in place for exactly ``steps`` optimizer steps on batches drawn from ``task``
-    (``task(batch_size)`` -> (tokens, targets), batch_size <= MAX_BATCH). Returns the loss of every step."""
+    (``task(batch_size)`` -> (tokens, targets), batch_size <= MAX_BATCH; at most steps * MAX_BATCH sequences
+    drawn in all). Returns the loss of every step (a list of floats)."""
     ### BEGIN SOLUTION
     peak = choices.get("peak_lr", 2e-2)
     warmup = choices.get("warmup_steps", 30)
