@@ -104,6 +104,7 @@ ANSWERS: dict[str, dict[str, list[str]]] = {
     "ch10_three_families": {
         "mask_tokens": ["bert.mask_tokens"],
         "masked_lm_loss": ["bert.masked_lm_loss"],
+        "experiment": [],  # the student's own comparison of masking rates: nothing of the course answers it
     },
 }
 

@@ -15,13 +15,15 @@
 #
 # The two pieces that make a transformer encoder a BERT-style model of text: the corruption of
 # the input, and the loss that scores only what was corrupted. Then a question on why the
-# corruption is not simply "[MASK] everywhere".
+# corruption is not simply "[MASK] everywhere". Then an experiment of your own: BERT's masking rate
+# against a larger one, at equal steps.
 #
 # | exercise | points |
 # | --- | --- |
 # | 1. BERT's masking: select 15 %, then 80 % [MASK], 10 % random, 10 % unchanged | 5 |
 # | 2. the masked-LM loss, at the selected positions only | 3 |
 # | 3. why 80/10/10 (written answer, graded by hand) | 2 |
+# | 4. an experiment of your own, the masking rate: it runs and reports (1), your report (5, graded by hand) | 6 |
 #
 # **How you are graded.** Each test cell below is worth points. The tests you see check the
 # basics and say what went wrong; when the notebook is graded, further hidden tests run your
@@ -29,7 +31,8 @@
 # large batch (random draws differ between correct answers, so the grader compares statistics,
 # with a margin far wider than chance can move them) and the rules every output must keep exactly;
 # for the loss, the course's reference on random shapes, `float32` and `float64`, and its gradient.
-# Run every cell from the top (*Kernel → Restart & Run All*) before you submit.
+# Exercise 4 trains small models for about a minute. Run every cell from the top
+# (*Kernel → Restart & Run All*) before you submit.
 
 # %%
 import torch
@@ -317,4 +320,156 @@ report("loss/hidden/huge_logits", masked_lm_loss(huge, targets), atol=1e-2, rtol
 #   (unchanged), so it must model every token from its context; or that the unchanged tokens bias
 #   the prediction towards the observed token and the random ones teach it to doubt the input.
 # - 0 points for a part that is missing or only restates the percentages.
+# ### END SOLUTION
+
+# %% [markdown]
+# ## Exercise 4: an experiment of your own, the masking rate (1 point for running and reporting, 5 for the report)
+#
+# BERT selects 15 % of the positions. Wettig et al. (2023, *Should You Mask 15% in Masked Language
+# Modeling?*) asked whether that is right and found
+# that larger rates, up to 40 %, train models as good or better. With your `mask_tokens` and
+# `masked_lm_loss`, design a controlled comparison of masking rates for a small encoder on chapter
+# 7's text: **does masking 40 % of the positions beat 15 %, at an equal number of steps?** (or two
+# other rates of your choice, or 80/10/10 against [MASK] everywhere at one rate).
+#
+# **Fixed:** the model, `new_model("mlm", EXPERIMENT_CONFIG, characters + 1, seed)` (2 blocks,
+# 2 heads, width 48, rotary positions; [MASK] is id `characters`), windows of 32 characters of
+# `train_ids` (`random_batch(train_ids, batch_size, 32, generator=...)`). **The budget**, all runs
+# together: at most **1,600 optimizer steps** (`EXPERIMENT_STEPS`), batches of at most 32 windows;
+# about a minute on one core. **The measure:** something between 0 and 1 on the held-out text, e.g.
+# `mlm_blank_accuracy(model, windows, 16, MASK)` on `evaluation_windows(val_ids, 400, 31)` (the share
+# of blanked middle characters recovered; the same blanks for every condition, whatever the rate it
+# was trained with).
+#
+# **The rules.** Change one thing (the rate) and keep everything else equal: steps, learning rate and
+# schedule, batches (the same windows for every condition: seed the window generator, not only the
+# model), initial weights. At least **2 seeds** for each condition, the same seeds. Write
+# `experiment()`: it returns **`{condition: [one value per seed]}`**, at least two conditions, the
+# same number of seeds (at least 2) for each, every value between 0 and 1, each measured on a model
+# trained in the call. The test runs it once, checks the budget and the structure (1 point), and
+# prints the table; your report follows it (5 points, graded by hand).
+
+# %%
+# Read-only: the experiment's model, text and budget.
+from course.bert import FamilyConfig, evaluation_windows, mlm_blank_accuracy, new_model
+from course.text_data import load_shakespeare, random_batch
+
+torch.set_num_threads(1)  # a model this small trains fastest on one thread
+_, train_ids, val_ids = load_shakespeare()  # chapter 7's characters and its 90/10 split
+characters = int(train_ids.max()) + 1
+MASK = characters  # [MASK] is one more id than the text has
+EXPERIMENT_CONFIG = FamilyConfig(n_layer=2, n_head=2, n_embd=48, block_size=32, batch_size=32)
+EXPERIMENT_STEPS = 1600  # optimizer steps, all runs together
+EXPERIMENT_MAX_BATCH = 32  # windows per step, of 32 characters
+
+
+# %% solution="experiment"
+def experiment():
+    """The comparison: returns {condition: [one value in [0, 1] per seed]}."""
+    ### BEGIN SOLUTION
+    # Question: at 300 steps each, does a masking rate of 40 % beat BERT's 15 %? One thing changes, the rate; the
+    # initial weights (seed), the windows (seed + 1000), AdamW at 1e-2 constant, clipping at 1 and the steps are the
+    # same. 2 rates x 2 seeds x 300 steps = 1,200 optimizer steps. Measured: the middle character of 400 held-out
+    # windows blanked with [MASK], recovered or not.
+    windows = evaluation_windows(val_ids, 400, EXPERIMENT_CONFIG.block_size - 1, seed=0)
+    results = {"15 %": [], "40 %": []}
+    for seed in (0, 1):
+        for condition, rate in (("15 %", 0.15), ("40 %", 0.40)):
+            model = new_model("mlm", EXPERIMENT_CONFIG, characters + 1, seed)
+            optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0, betas=(0.9, 0.99))
+            window_order = torch.Generator().manual_seed(seed + 1000)  # the same windows at both rates
+            masking = torch.Generator().manual_seed(seed + 2000)
+            model.train()
+            for _ in range(300):
+                x, _ = random_batch(train_ids, EXPERIMENT_CONFIG.batch_size, EXPERIMENT_CONFIG.block_size, generator=window_order)
+                inputs, targets = mask_tokens(x, MASK, characters, generator=masking, select_prob=rate)
+                loss = masked_lm_loss(model(inputs)[0], targets)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+            results[condition].append(mlm_blank_accuracy(model.eval(), windows, EXPERIMENT_CONFIG.block_size // 2, MASK))
+    return results
+    ### END SOLUTION
+
+
+# %% tests="experiment_visible" points=1
+import time
+
+from torch.nn.modules.module import register_module_forward_pre_hook
+from torch.optim.optimizer import register_optimizer_step_post_hook
+
+from course.bert import MaskedLanguageModel
+
+steps, passes = [], []
+step_hook = register_optimizer_step_post_hook(lambda optimizer, args, kwargs: steps.append(1))
+pass_hook = register_module_forward_pre_hook(
+    lambda module, inputs: passes.append(tuple(inputs[0].shape)) if isinstance(module, MaskedLanguageModel) and torch.is_grad_enabled() else None)
+start = time.perf_counter()
+try:
+    measurements = experiment()
+finally:
+    step_hook.remove()
+    pass_hook.remove()
+seconds = time.perf_counter() - start
+assert len(steps) <= EXPERIMENT_STEPS and len(passes) <= EXPERIMENT_STEPS, (
+    f"{len(steps)} optimizer steps and {len(passes)} forward passes with gradients on; the budget is {EXPERIMENT_STEPS}")
+too_big = [shape for shape in passes if shape[0] > EXPERIMENT_MAX_BATCH or shape[1] > EXPERIMENT_CONFIG.block_size]
+assert not too_big, f"a training batch of shape {too_big[0]}: at most {EXPERIMENT_MAX_BATCH} windows of {EXPERIMENT_CONFIG.block_size}"
+assert isinstance(measurements, dict) and len(measurements) >= 2, "return a dict with at least two conditions"
+assert all(isinstance(name, str) for name in measurements), "name each condition with a string"
+seeds = {len(values) if isinstance(values, (list, tuple)) else 0 for values in measurements.values()}
+assert len(seeds) == 1 and min(seeds) >= 2, "give each condition a list with one value per seed: the same seeds (at least 2) for each"
+values = [value for row in measurements.values() for value in row]
+assert all(isinstance(value, (int, float)) and 0 <= value <= 1 for value in values), "every value a number between 0 and 1"
+assert len(steps) >= len(values), f"{len(steps)} optimizer steps for {len(values)} values: each value should come from a model trained in this call"
+for name, row in measurements.items():
+    print(f"{name:>12}: " + "  ".join(f"{value:.3f}" for value in row) + f"   (mean {sum(row) / len(row):.3f}, "
+          f"spread {max(row) - min(row):.3f})")
+print(f"Exercise 4: the experiment ran in {seconds:.0f} s, {len(steps)} optimizer steps, and returned "
+      f"{len(measurements)} conditions x {min(seeds)} seeds.")
+### BEGIN HIDDEN TESTS
+from course.checks import report
+
+report("experiment/ran_and_reported", True)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# Your report, in the cell below: (1) the question and the one thing your conditions change; (2) what
+# you kept equal and the budget you used; (3) the numbers, each condition for each seed, with the mean
+# and the spread between seeds; (4) your conclusion and how sure it can be: is the difference between
+# conditions larger than the difference between seeds? What would make it firmer?
+
+# %% [markdown] answer="experiment_report" points=5
+# ### BEGIN SOLUTION
+# **Model answer.** *Question:* at an equal number of steps, does masking 40 % of the positions train
+# a better small encoder than BERT's 15 %? *The one change:* the rate given to `mask_tokens`
+# (80/10/10 kept). *Equal:* the model (2 blocks, width 48), its initial weights (seed), the windows
+# (their generator seeded with seed + 1000, so both rates see the same text in the same order), AdamW
+# at 1e-2 constant, clipping at 1, 300 steps of 32 windows; seeds 0 and 1 for both rates; 1,200 of
+# the 1,600 steps of the budget. *Measured:* the middle character of 400 held-out windows blanked
+# with [MASK] and recovered (the same blanks for both):
+#
+# | rate | seed 0 | seed 1 | mean | spread |
+# | --- | --- | --- | --- | --- |
+# | 15 % | 0.205 | 0.183 | 0.194 | 0.022 |
+# | 40 % | 0.257 | 0.235 | 0.246 | 0.022 |
+#
+# (the solution's `experiment()`, rerun by `python benchmarks/masking_rate_experiment.py`, one thread.)
+#
+# *Conclusion:* at 40 % the encoder recovered more blanks with both seeds, 0.246 against 0.194 on
+# average. The difference, 0.052, is a little more than twice the spread between the two seeds of
+# either rate (0.022), and each seed ranks the rates the same way: the direction agrees with Wettig
+# et al. (2023), and a plausible cause is that 40 % scores almost three times as many positions per
+# step. But two seeds estimate the spread poorly, both models are early in training (a fifth of the
+# blanks recovered), and one step count cannot say whether 15 % only starts later. More seeds, and the
+# comparison at a few step counts (does 15 % catch up?), would make it firmer.
+#
+# **Rubric (5 points).** 1 point: the question and the **one** thing changed are stated, and the code
+# changes only that. 1 point: what is kept equal is said (the same steps for every condition, the same
+# windows and initial weights), within the budget. 1 point: at least 2 seeds per condition, the same
+# for each, with the spread between seeds reported. 1 point: the numbers, per seed and condition, the
+# ones the code returned, on held-out text. 1 point: a conclusion that compares the difference between
+# conditions with the spread between seeds and says how sure it is (and what would make it surer).
+# The conclusion is not marked on whether it agrees with the paper: a careful null result earns every point.
 # ### END SOLUTION

@@ -164,6 +164,12 @@ def experiment():
     return {"fixed context": [0.01, 0.02], "attention": [0.8, 0.9]}
 """
 
+# Chapter 10's experiment with its numbers typed in: the right structure, no model trained in the call.
+FABRICATES_THE_MASKING_EXPERIMENT = """
+def experiment():
+    return {"15 %": [0.2, 0.19], "40 %": [0.25, 0.24]}
+"""
+
 # Backward passes by hand (chapters 3 and 6) whose gradients come from autograd instead: right values, so their visible
 # checks pass, but the hidden blocks refuse autograd (course.checks.forbidden_calls(allow_autograd=False)).
 AUTOGRAD_ATTENTION_BACKWARD = """
@@ -241,6 +247,9 @@ def learn_bpe(word_counts, num_merges):
 """
 
 RED_TEAM = {
+    "ch10_three_families": {
+        "fabricates_the_experiment": ("experiment", FABRICATES_THE_MASKING_EXPERIMENT, {"experiment_visible"}),
+    },
     "ch08_translation": {
         "imports_the_bpe_reference": ("bpe_learner", IMPORTS_THE_BPE_REFERENCE, {"bpe_learner_visible", "bpe_learner_hidden"}),
         "memorises_the_visible_merges": ("bpe_learner", MEMORISES_THE_VISIBLE_MERGES, {"bpe_learner_hidden"}),
