@@ -18,9 +18,12 @@ so it loses exercise 3 and the training exercise 4), one whose ``train_sorter`` 
 patches the model's ``forward`` into a counting sort, and one whose ``train_sorter`` spends three
 times the budget on a copy (each loses exercise 4 only); in chapter 2 one whose
 ``teacher_forcing`` computes nothing, forges the attention on the anti-diagonal and patches the
-model's decoding to reverse the string. The grader scores the trained model's predictions
-itself, and checks that the same model untrained does not do the task: each loses the training
-exercise's points, and only those.
+model's decoding to reverse the string (it loses exercise 4 only: the grader measures the reverser
+trained by exercise 5's loop from its weights), one whose ``train_reverser`` trains four times its
+budget of steps (exercise 5 and the experiment that reuses the loop), and, in chapters 2 and 10, one
+whose experiment returns numbers typed in (its point only). The grader scores the trained model
+itself, and checks that the same model untrained does not do the task: each loses the points of
+what it games, and only those.
 
 The backward passes by hand (chapter 3's attention, chapter 6's LayerNorm) have students whose
 gradients come from autograd (``torch.autograd.grad``, ``torch.func.vjp``, ``.backward()``): the
