@@ -22,6 +22,7 @@
 # | 2. padding masks and causal masks | 3 |
 # | 3. scaled dot-product attention, batched and masked | 5 |
 # | 4. the backward pass of attention, by hand | 5 |
+# | 5. why a saturated softmax passes no gradient (written, graded by hand) | 2 |
 #
 # **How you are graded.** Each test cell below is worth points. The tests you see check the
 # basics and say what went wrong; when the notebook is graded, further hidden tests compare
@@ -479,3 +480,50 @@ with forbidden_calls(*NO_SHORTCUTS, allow_autograd=False):
 for name, grad in zip(("queries", "keys", "values"), got):
     report(f"attention_backward/hidden/sharp/grad_{name}", grad, atol=1e-8)
 ### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Exercise 5: why a saturated softmax passes no gradient (2 points, graded by your instructor)
+#
+# Chapter 3 (section *Dot-product similarity, and why divide by $\sqrt{d}$*: its four-panel figure and the
+# paragraphs after it) measures,
+# at width $d = 1024$, 2,000 random queries against 16 random keys: without the scale the largest softmax
+# weight is on average almost 1 and about half of the queries get a gradient norm below 0.001; with it,
+# none do, and the median query gets hundreds of times more gradient. Answer in a few sentences, using the
+# formulas of **your** `attention_backward` (exercise 4):
+#
+# 1. Write the gradient at the scores of one row, $\partial L / \partial s_j$, as your code computes it. What
+#    is it when the row's weights are (nearly) one-hot, for the winning key and for the others? Why does
+#    the gradient at the query then (nearly) vanish, whatever $G$ is?
+# 2. What does dividing by $\sqrt d$ change, in the forward pass and in your formula for
+#    $\partial L / \partial Q$, and why is the chapter's *mean* gradient nonetheless larger without the scale?
+
+# %% [markdown] answer="saturation_gradient" points=2
+# ### BEGIN SOLUTION
+# **Model answer.** My backward pass computes, row by row, $\partial L / \partial s_j = p_j\,(\partial L /
+# \partial p_j - \sum_k p_k\, \partial L / \partial p_k)$ with $\partial L / \partial P = G V^\top$, then
+# $\partial L / \partial Q = (\partial L / \partial S)\, K / \sqrt d$. If the row is one-hot on key $m$
+# ($p_m = 1$, the others 0), the sum is $\partial L / \partial p_m$, so the winner gets $1 \cdot (\partial L
+# / \partial p_m - \partial L / \partial p_m) = 0$ and every other key gets $0 \cdot (\dots) = 0$: the whole
+# row of $\partial L / \partial S$ is zero, and so is $\partial L / \partial q$, a combination of the keys
+# with those coefficients, whatever $G$ and $V$ are. Nearly one-hot gives nearly zero: each coefficient
+# carries a factor $p_j$ or $1 - p_m$. That is what the chapter measures unscaled at $d = 1024$: the largest
+# of 16 weights is 0.961 on average, and 53 % of the queries get a gradient norm below 0.001.
+# Dividing by $\sqrt d$ brings the scores' standard deviation back to about 1 (from about $\sqrt d$), so
+# the weights stay spread (largest 0.246 on average), the factors $p_j$ stay away from 0 and 1, and
+# no query is starved (0 %); the median query gets 710 times more gradient. In the formula the scale also
+# multiplies $\partial L / \partial Q$ by $1/\sqrt d$, and without it the keys summed into the gradient have
+# length about $\sqrt d$: the few queries whose two best scores are nearly equal sit on the steep part of
+# the softmax and get large gradients (the top tenth gets 85 % of the total), which is why the unscaled mean
+# is 4.8 times larger even though most queries get almost nothing.
+#
+# **Rubric (2 points).**
+# - 1 point: the softmax backward written as $p_j(\partial L/\partial p_j - \sum_k p_k \partial L/\partial p_k)$
+#   (or the equivalent from their code), and shown to be zero for a one-hot row, both for the winner and
+#   for the others, hence zero gradient at the query whatever $G$ is; linked to the chapter's measured share
+#   of starved queries (about half) or its largest weight near 1.
+# - 1 point: what $1/\sqrt d$ changes: the scores' spread back to about 1, so the softmax does not saturate
+#   and (almost) no query is starved, with a measured figure from the chapter (0 % starved, or the median
+#   hundreds of times larger); and the mean explained by a few unsaturated queries whose gradient is a sum
+#   of long keys (not by the scale making every gradient smaller). An answer that says the scale only
+#   "keeps gradients small" earns no point here.
+# ### END SOLUTION
