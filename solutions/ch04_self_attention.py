@@ -21,6 +21,7 @@
 # | 1. self-attention with one fused QKV projection | 4 |
 # | 2. sinusoidal positional encodings | 3 |
 # | 3. measuring permutation equivariance | 3 |
+# | 4. what the gap shows, and what positions change (written, graded by hand) | 2 |
 #
 # **How you are graded.** Each test cell below is worth points. The tests you see check the
 # basics and say what went wrong; when the notebook is graded, further hidden tests compare
@@ -284,3 +285,45 @@ for name, f in cases.items():
         report(f"equivariance/hidden/{name}/{index}", got, atol=1e-6, rtol=1e-4)
 report("equivariance/hidden/identity", equivariance_gap(cases["self-attention + positions"], x, torch.arange(7)), atol=0, rtol=0)
 ### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Exercise 4: what the gap shows, and what positions change (2 points, graded by your instructor)
+#
+# Your `equivariance_gap` gives a number at rounding level for a layer that acts on each position alone,
+# and a number of order one for a running sum (exercise 3's visible test). Chapter 4 measures the same gap
+# on its self-attention layer (section *Self-attention ignores order*), on the sentences "dog bites man"
+# and "man bites dog", and again with sinusoidal encodings added (section *Sinusoidal encodings*). You may
+# also call your `equivariance_gap` on `scaled_dot_product_attention` with and without a table of
+# positions added to `x`, in a cell of your own. Answer in a few sentences:
+#
+# 1. The chapter's gap for self-attention without positions is of the order of $10^{-8}$, not exactly 0.
+#    Why is that still evidence of equivariance, and what, in the formula of self-attention, makes output $i$
+#    move with token $x_i$ wherever it is put? What does it mean for "dog" in the two sentences?
+# 2. With sinusoidal encodings added, what do the gap and the "dog" difference become, and why: what
+#    exactly stops $f(x_\pi) = f(x)_\pi$ from holding once positions are added to the input?
+
+# %% [markdown] answer="equivariance_explained" points=2
+# ### BEGIN SOLUTION
+# **Model answer.** Without positions, output $i$ is $\sum_j \mathrm{softmax}_j(q_i \cdot k_j / \sqrt d)\,
+# v_j$, where $q_i$ depends on $x_i$ alone and each pair $(k_j, v_j)$ on $x_j$ alone: the sum runs over the
+# *set* of keys and values, and a sum does not care about their order. Permuting the tokens permutes the
+# rows of $Q$, $K$ and $V$ alike, so token $x_i$ gets the same output wherever it stands. The chapter
+# measures a gap of 6e-08: float32 rounding (the same terms summed in another order), against 1.73 for a
+# running mean whose output depends on what came before; a gap that small, against one of order one for
+# a layer that does see order, is what "equal" looks like in floating point. For the sentences it means
+# that "dog" leaves the layer as the same vector in both (a difference of 3e-08): who bit whom cannot be
+# told. With sinusoidal encodings the input is $x_t + p_t$: the position vectors belong to the places,
+# not to the tokens, so permuting the tokens gives $x_{\pi(t)} + p_t$, not $(x + p)_{\pi(t)} = x_{\pi(t)} +
+# p_{\pi(t)}$, and the identity no longer holds. The chapter measures a gap of 0.17, and "dog" now differs
+# by 0.10 between the two sentences: the layer can tell where each token is, which is the point.
+#
+# **Rubric (2 points).**
+# - 1 point: the reason for equivariance named from the formula (each query, key and value comes from one
+#   token; the weighted sum over keys ignores their order), and the gap read correctly: of the order of
+#   $10^{-8}$ is float32 rounding, compared with an order-one gap for an order-dependent function (the
+#   running mean or sum); the consequence for "dog" (the same vector in both sentences) stated.
+# - 1 point: the figures with positions (gap about 0.17, "dog" about 0.10, or the student's own gaps
+#   with a table of positions) and the reason: positions are tied to places, so permuting the tokens does
+#   not permute the positions added to them. An answer that only says "positions add order" without why
+#   the identity breaks earns no point here.
+# ### END SOLUTION
