@@ -20,6 +20,7 @@
 # | 1. patch embedding: an image as a sequence of tokens | 4 |
 # | 2. tiled attention with the online softmax (FlashAttention's idea) | 6 |
 # | 3. rotary position embeddings | 4 |
+# | 4. what the training-size sweep shows, and what it does not (written, graded by hand) | 2 |
 #
 # **How you are graded.** Each test cell below is worth points. The tests you see check the
 # basics and say what went wrong; when the notebook is graded, further hidden tests compare
@@ -331,3 +332,50 @@ for case, offset in enumerate((0, 3, 77)):
     ])
     report(f"apply_rope/hidden/offset/case{case}", scores, atol=1e-10)
 ### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Exercise 4: what the training-size sweep shows, and what it does not (2 points, graded by your instructor)
+#
+# In chapter 9 (section *Images as sequences of patches*, the figure of test accuracy against the number
+# of training images and the two paragraphs after it) a ViT, a small CNN and logistic regression on the raw
+# pixels are trained on a tenth, a quarter, half and all of the training split of scikit-learn's digits,
+# three seeds each, the two networks with the same recipe (the same number of AdamW steps whatever the size
+# of the training set). Answer in a few sentences, quoting the chapter's measured figures:
+#
+# 1. How does the ViT's accuracy compare with the two baselines at the smallest and at the full training
+#    set, and how does the CNN's lead change? What does that suggest about the value of an inductive bias
+#    (which assumptions about images does each model build in, and which must the ViT learn from data)?
+# 2. What does the sweep **not** show? Name at least two differences between the models other than their
+#    assumptions that the experiment does not control, and one experiment (within this course's budget or
+#    not) that would separate the inductive bias from them.
+
+# %% [markdown] answer="sweep_explained" points=2
+# ### BEGIN SOLUTION
+# **Model answer.** With 136 training images (a tenth of the split) the ViT classifies 79.1 % to 82.4 %
+# of the 450 test digits (lowest and highest of three seeds), against 92.7 % to 96.0 % for the CNN and
+# 92.7 % to 93.8 % for logistic regression; with all 1,347 images it reaches 95.6 % to 97.6 %, the CNN
+# 98.4 % to 99.1 %, logistic regression 97.8 %. The CNN's lead over the ViT shrinks from 13 points to
+# 2.3 as the training set grows tenfold (mean of three seeds; the text after the figure). The CNN
+# builds in that nearby pixels belong together (small kernels) and that a pattern means the same thing
+# anywhere (shared weights, pooling); logistic regression builds in almost nothing but has few weights to
+# fit. The ViT knows neither locality nor translation: it must learn from the images which patches relate,
+# through learned positions, so it needs more data to reach the same accuracy. The gap closing as data
+# grows is what one expects if built-in assumptions are worth data, and it agrees with the ViT paper.
+# What it does not show: the networks also differ in size (6,090 weights for the CNN against the ViT's
+# 18,218), in depth and architecture beyond the assumptions, and in how well one recipe (500 AdamW steps,
+# one learning rate and schedule, chosen for both) suits each; only the number of images was varied, so
+# the sweep cannot attribute the gap to inductive bias alone, nor say whether or where the curves would
+# cross with more images than this data set has (it stops at 1,347). To separate them: tune each model's
+# learning rate and steps on a validation split; match the parameter counts; or give the ViT a
+# convolutional stem / the CNN global mixing while keeping the rest fixed, and sweep again over seeds.
+#
+# **Rubric (2 points).**
+# - 1 point: the measured comparison at both ends (the ViT far behind both baselines with a tenth of the
+#   split, still behind with all of it, the CNN's lead shrinking from about 13 points to about 2), with the
+#   figures quoted from the chapter, and the reading that the CNN's built-in locality and translation
+#   equivariance substitute for data the ViT must learn them from.
+# - 1 point: at least two uncontrolled differences (parameter count, depth or architecture, one shared
+#   training recipe and budget not tuned per model, the range of sizes that stops at this data set's size)
+#   and a concrete experiment that would control one of them. Saying only that "more data would help the
+#   ViT" earns no point here.
+# ### END SOLUTION
