@@ -3,6 +3,7 @@
     learn_merges          the merges, learned from word counts: start from characters and an end-of-word
                           marker, merge the most frequent adjacent pair everywhere, again and again
     segment               one word -> its subwords, applying the learned merges in the order learned
+    merge_pair            one merge applied to a word's symbols: every occurrence of the pair joined, left to right
     BPEVocabulary         subwords <-> ids, with the word vocabulary's interface (encode words, decode to words)
     subword_data          chapter 8's TranslationData with both languages in subwords
 
@@ -58,14 +59,7 @@ def learn_merges(word_counts: dict[str, int], num_merges: int) -> list[tuple[str
         changed = set()
         for i in sorted(where.pop(pair)):
             symbols, freq = words[i], freqs[i]
-            merged, k = [], 0
-            while k < len(symbols):
-                if k + 1 < len(symbols) and symbols[k] == first and symbols[k + 1] == second:
-                    merged.append(first + second)
-                    k += 2
-                else:
-                    merged.append(symbols[k])
-                    k += 1
+            merged = merge_pair(symbols, first, second)
             words[i] = merged
             before, after = Counter(zip(symbols, symbols[1:])), Counter(zip(merged, merged[1:]))
             for other in before.keys() | after.keys():  # only the pairs around the merged ones change
@@ -83,6 +77,20 @@ def learn_merges(word_counts: dict[str, int], num_merges: int) -> list[tuple[str
     return merges
 
 
+def merge_pair(symbols: list[str], first: str, second: str) -> list[str]:
+    """``symbols`` with every occurrence of ``first`` followed by ``second`` joined into one, left to right
+    (``a a a`` merged on ``(a, a)`` gives ``aa a``)."""
+    merged, k = [], 0
+    while k < len(symbols):
+        if k + 1 < len(symbols) and symbols[k] == first and symbols[k + 1] == second:
+            merged.append(first + second)
+            k += 2
+        else:
+            merged.append(symbols[k])
+            k += 1
+    return merged
+
+
 def segment(word: str, ranks: dict[tuple[str, str], int]) -> list[str]:
     """``word`` as subwords: its characters and END_OF_WORD, then each merge of ``ranks`` ({pair: its
     position in the learned order}) applied in that order, every occurrence, left to right.
@@ -97,15 +105,7 @@ def segment(word: str, ranks: dict[tuple[str, str], int]) -> list[str]:
         if not candidates:
             break
         last, (first, second) = min(candidates)
-        merged, k = [], 0
-        while k < len(symbols):
-            if k + 1 < len(symbols) and symbols[k] == first and symbols[k + 1] == second:
-                merged.append(first + second)
-                k += 2
-            else:
-                merged.append(symbols[k])
-                k += 1
-        symbols = merged
+        symbols = merge_pair(symbols, first, second)
     return symbols
 
 

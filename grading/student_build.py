@@ -93,7 +93,7 @@ ANSWERS: dict[str, dict[str, list[str]]] = {
         "collate": ["seq2seq_data.collate"],
         "bleu": ["translation.modified_precision", "translation.brevity_penalty", "translation.corpus_bleu"],
         "beam_search": ["translation.beam_search_function", "translation.beam_search_steps", "translation.beam_search"],
-        "bpe_learner": ["bpe.learn_merges"],
+        "bpe_learner": ["bpe.learn_merges", "bpe.merge_pair"],
         "bpe_encoder": ["bpe.segment"],
     },
     "ch09_beyond_text": {
