@@ -102,3 +102,21 @@ def load(name: str, folder: str | Path = RESULTS_DIR) -> dict | None:
     """The record ``<folder>/<name>.json``, or None when it has not been measured (no file)."""
     path = Path(folder) / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
+
+
+# The files the two GPU commands write: python -m course.train_gpt (train_gpt_<config>.json) and
+# benchmarks/gpt_throughput.py (gpt_throughput_<shape>[_compile].json). Other results kept in the same folder
+# (benchmarks/scaling.py's CPU run, scaling.json) are not GPU runs.
+GPU_RUN_PREFIXES = ("train_gpt_", "gpt_throughput_")
+
+
+def gpu_runs(folder: str | Path = RESULTS_DIR) -> list[tuple[str, dict]]:
+    """(name, record) of every GPU run recorded in ``folder``, by name: the files the GPU commands write whose
+    device is not the CPU (a CPU run written there with ``--results`` is not a GPU figure)."""
+    runs = []
+    for path in sorted(Path(folder).glob("*.json")):
+        if path.stem.startswith(GPU_RUN_PREFIXES):
+            record = load(path.stem, folder)
+            if record["hardware"].get("device", "cpu") != "cpu":
+                runs.append((path.stem, record))
+    return runs

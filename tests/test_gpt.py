@@ -1,5 +1,6 @@
 """Chapter 7: the GPT, its training loop, the KV cache and the data split (CPU, seconds each)."""
 
+import json
 import math
 import typing
 from dataclasses import fields, replace
@@ -197,6 +198,17 @@ def test_command_line_run_writes_its_results(tmp_path):
     assert record["command"].startswith("python -m course.train_gpt --n-layer 1")
     assert record["hardware"]["device"] == "cpu" and record["steps"] == 4 and record["tokens_per_second"] > 0
     assert gpu_results.load("not_measured", tmp_path) is None
+
+
+def test_gpu_runs_are_only_the_gpu_commands_files(tmp_path):
+    """Chapter 7 shows the GPU runs of benchmarks/results/: not a CPU run, nor another benchmark's file kept there."""
+    gpu = {"device": "NVIDIA H100 80GB HBM3", "device_count": 1}
+    (tmp_path / "train_gpt_gpu.json").write_text(json.dumps({"hardware": gpu, "tokens_per_second": 1.0}))
+    (tmp_path / "gpt_throughput_gpt2.json").write_text(json.dumps({"hardware": {"device": "cpu"}}))
+    (tmp_path / "scaling.json").write_text(json.dumps({"hardware": "x86_64, a CPU", "runs": []}))
+    assert [name for name, _ in gpu_results.gpu_runs(tmp_path)] == ["train_gpt_gpu"]
+    for name, record in gpu_results.gpu_runs():  # the repository's own folder reads (scaling.json is not a GPU run)
+        assert name.startswith(gpu_results.GPU_RUN_PREFIXES) and record["hardware"]["device"] != "cpu"
 
 
 def test_command_line_overrides():
