@@ -25,6 +25,7 @@ import pytest
 
 from class_course import course_with_a_class, own_version, reference_answers
 from grading.assignments import REPO
+from grading.points import points
 from grading.class_report import (GradeCell, build_page, item_discrimination, names_pattern, normalise_message, outcomes_path,
                                   save_outcomes, write_report)
 
@@ -162,7 +163,7 @@ def test_figures_are_inline_svg_and_name_no_student(graded_class):
     _, path = graded_class
     page = Page(path.read_text())
     assert len(page.svgs) == 2, "the score histogram and the test cells' figure"
-    assert "score (of 17)" in page.svgs[0] and "discrimination" in page.svgs[1]
+    assert f"score (of {sum(points(ASSIGNMENT)):g})" in page.svgs[0] and "discrimination" in page.svgs[1]
     for svg in page.svgs:
         named = [name for name in NAMES if name.lower() in svg.lower()]
         assert named == [], f"a figure names {named}"
