@@ -27,6 +27,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from course import gpu_results  # noqa: E402
 from course.scaling import fit_power_law, fit_power_law_with_floor, non_embedding_parameters  # noqa: E402
 from course.train_gpt import TrainConfig, train  # noqa: E402
 
@@ -81,7 +82,7 @@ def main() -> None:
         "command": "python " + " ".join(sys.argv),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "torch": torch.__version__, "python": platform.python_version(), "threads": torch.get_num_threads(),
-        "hardware": f"{platform.processor() or platform.machine()}, {_cpu_model()}; shared 2-core machine, 1 thread",
+        "hardware": f"{platform.processor() or platform.machine()}, {gpu_results.hardware()['cpu']}; shared 2-core machine, 1 thread",
         "minutes": (time.perf_counter() - started) / 60,
         "recipe": {"steps": arguments.steps, "batch_size": base.batch_size, "block_size": base.block_size,
                    "tokens": arguments.steps * base.batch_size * base.block_size, "learning_rate": base.learning_rate,
@@ -94,16 +95,6 @@ def main() -> None:
     arguments.out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"alpha = {pure['alpha']:.3f} (pure power law), {floor['alpha']:.3f} with a floor E = {floor['E']:.3f}; "
           f"{results['minutes']:.1f} min; written to {arguments.out}")
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 if __name__ == "__main__":
