@@ -358,6 +358,13 @@ def _watching_modes(forbidden: set[str], seen: list[str], allow_autograd: bool =
             return func(*args, **(kwargs or {}))
 
     class WatchOperations(TorchDispatchMode):
+        @classmethod
+        def _should_skip_dynamo(cls):
+            # torch wraps a mode's __torch_dispatch__ in torch._dynamo.disable unless this says False; that import costs
+            # 2 s in every kernel that checks. Nothing is lost: TorchDynamo does not compile a frame while a dispatch
+            # mode like this one is active, so every operation still reaches the method below.
+            return False
+
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             refuse("operation", f"aten.{func.overloadpacket.__name__}")
             if not allow_autograd:

@@ -108,7 +108,9 @@ EXPERIMENT_MAX_LEN = 12  # letters per training string
 def run_within_budget(run, max_steps: int, max_batch: int = MAX_BATCH, max_len: int = MAX_LEN, counts: dict | None = None):
     """``run()``, counting the optimizer steps (of any ``torch.optim`` optimizer) and the training passes (an encoder
     of ``course.rnn`` called with gradients on) it makes; AssertionError when they exceed the budget: more than
-    ``max_steps`` of either, or a training batch of more than ``max_batch`` strings or longer than ``max_len``.
+    ``max_steps`` of either, or a training batch of more than ``max_batch`` strings or longer than ``max_len``. A loop
+    that goes over its budget of steps is stopped at the first step too many (the rest would only spend time), and is
+    refused at the end even if it catches that error.
     ``counts``, when given, receives the numbers: {"steps": optimizer steps, "passes": training passes}."""
     from torch.nn.modules.module import register_module_forward_pre_hook
     from torch.optim.optimizer import register_optimizer_step_post_hook
@@ -121,7 +123,12 @@ def run_within_budget(run, max_steps: int, max_batch: int = MAX_BATCH, max_len: 
         if isinstance(module, Encoder) and torch.is_grad_enabled():
             passes.append(tuple(inputs[0].shape))
 
-    step_hook = register_optimizer_step_post_hook(lambda optimizer, args, kwargs: steps.append(1))
+    def count_step(optimizer, args, kwargs):
+        steps.append(1)
+        if len(steps) == max_steps + 1:
+            raise AssertionError(f"optimizer step {len(steps)}: the budget is {max_steps} (the loop was stopped here)")
+
+    step_hook = register_optimizer_step_post_hook(count_step)
     pass_hook = register_module_forward_pre_hook(count_pass)
     try:
         result = run()

@@ -395,6 +395,10 @@ def print_outcomes(assignment: str, outcomes: list[Outcome]) -> None:
 # ---------------------------------------------------------------- a student's own check
 
 
+# The reference run of each assignment, kept between self-checks (keyed by what decides its results: grading/reports.py).
+# The test suite's courses share it too, so that each reference run is made once.
+SHARED_REFERENCE_CACHE = REPO / "_grading" / "reference_reports"
+
 UNSANDBOXED = (
     "bubblewrap is not installed here (it never is on macOS or Windows): your notebook runs unsandboxed, as a\n"
     "plain Jupyter kernel of this Python. The tests, points and verdicts are the grader's; only the grader's\n"
@@ -426,8 +430,7 @@ def self_check(notebook_path: Path, assignment: str | None = None, sandbox: bool
         (course / "nbgrader_config.py").write_text(
             "from grading.config import configure_grading\nc = get_config()\n"
             "c.CourseDirectory.course_id = 'self-check'\nconfigure_grading(c)\n"
-            # the reference run of each assignment, kept between self-checks (keyed by the source's hash)
-            f"c.ReferenceReports.cache_directory = {str(REPO / '_grading' / 'reference_reports')!r}\n"
+            f"c.ReferenceReports.cache_directory = {str(SHARED_REFERENCE_CACHE)!r}\n"
             + ("" if sandbox else "c.SandboxedKernelManager.sandbox = False\n")
         )
         if (SOLUTIONS / f"{assignment}.py").exists():

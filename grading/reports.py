@@ -9,7 +9,9 @@ sandbox sets it to a folder in the kernel's scratch folder). Nothing is compared
    its answer cells, runs once in a sandboxed kernel of its own; after each graded test cell the
    reports that appeared are read. The result, ``{grade_id: {name: Reference}}``, is cached in
    the course (``_grading/reference_reports/``), keyed by a hash of the source notebook and of
-   the ``course`` package, so a class run computes it once. No student's code runs there.
+   the ``course`` and ``grading`` packages, so a class run computes it once (and two processes
+   that share the folder, once between them: the second waits for the first's result). No
+   student's code runs there.
 2. **The student run**: before each graded test cell that has references, the grader deletes
    those names' files from the kernel's reports folder; after it, it reads them back
    (``read_report``: never unpickled, sizes capped, anything malformed counts as missing).
@@ -23,6 +25,7 @@ tolerances, bounds, names, targets and metrics come from the reference run. A me
 rebuilt from its reported weights.
 """
 
+import contextlib
 import hashlib
 import io
 import json
@@ -266,14 +269,15 @@ def graded_cells(notebook) -> list:
 
 
 def cache_key(notebook) -> str:
-    """A hash of what decides the reference's results: the notebook's code and the course package it imports."""
+    """A hash of what decides the reference's results: the notebook's code, the course package it imports and the
+    grading package that runs it and reads its reports."""
     digest = hashlib.sha256()
     for cell in notebook.cells:
         if cell.cell_type == "code":
             digest.update(cell.source.encode() + b"\0")
-    course = Path(__file__).resolve().parent.parent / "course"
-    for path in sorted(course.rglob("*.py")):
-        digest.update(path.relative_to(course).as_posix().encode() + b"\0" + path.read_bytes())
+    repo = Path(__file__).resolve().parent.parent
+    for path in sorted([*(repo / "course").rglob("*.py"), *(repo / "grading").rglob("*.py")]):
+        digest.update(path.relative_to(repo).as_posix().encode() + b"\0" + path.read_bytes())
     from importlib.metadata import version  # not torch itself: the grader's process never imports it
 
     digest.update(version("torch").encode() + np.__version__.encode())
@@ -368,14 +372,32 @@ def reference_reports(notebook, cache_folder: Path, log=None, skip=(), config=No
         if not path.exists():  # another course folder in the same process: keep its cache complete too
             save_references(path, _MEMORY[key])
         return _MEMORY[key]
-    references = None
-    if path.exists():
-        try:
-            references = load_references(path)
-        except (OSError, ValueError, KeyError, json.JSONDecodeError, zipfile.BadZipFile):
-            references = None
-    if references is None:
-        references = run_reference(notebook, log=log, skip=skip, config=config)
-        save_references(path, references)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(path.with_name(f"{key}.lock")):  # another process computing this key: wait, then read its result
+        references = None
+        if path.exists():
+            try:
+                references = load_references(path)
+            except (OSError, ValueError, KeyError, json.JSONDecodeError, zipfile.BadZipFile):
+                references = None
+        if references is None:
+            references = run_reference(notebook, log=log, skip=skip, config=config)
+            save_references(path, references)
     _MEMORY[key] = references
     return references
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path):
+    """Hold an exclusive lock on ``lock_path`` (POSIX; elsewhere, no lock: at worst a reference run is made twice)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -9,6 +9,11 @@ import re
 from pathlib import Path
 
 from grading.assignments import REPO, nbgrader_command, nbgrader_notebook, write_nbgrader_source
+from grading.classroom import SHARED_REFERENCE_CACHE
+
+# Each course of the test suite keeps its reference runs where the self-check keeps them: every assignment's reference
+# run is made once in a test run (and not again while course/, grading/ and the assignment are unchanged).
+REFERENCE_CACHE_CONFIG = f"c.ReferenceReports.cache_directory = {str(SHARED_REFERENCE_CACHE)!r}\n"
 
 
 def reference_answers(assignment: str) -> dict[str, str]:
@@ -30,7 +35,7 @@ def course_with_a_class(course: Path, assignment: str, course_id: str, class_lis
     course.mkdir(parents=True, exist_ok=True)
     (course / "nbgrader_config.py").write_text(
         "from grading.config import configure_grading\nc = get_config()\n"
-        f"c.CourseDirectory.course_id = {course_id!r}\nconfigure_grading(c)\n" + config)
+        f"c.CourseDirectory.course_id = {course_id!r}\nconfigure_grading(c)\n" + REFERENCE_CACHE_CONFIG + config)
     write_nbgrader_source(assignment, course / "source")
     nbgrader_command("generate_assignment", assignment, cwd=course)
     rows = [f"{student},{first},{last},{student}@example.org" for student, (first, last) in class_list.items()]

@@ -47,6 +47,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from class_course import REFERENCE_CACHE_CONFIG
 from grading.assignments import REPO, assignment_names, nbgrader_command, nbgrader_notebook, write_nbgrader_source
 from grading.config import is_written_answer
 
@@ -334,7 +335,7 @@ def grade_assignment(root: Path, assignment: str, progress) -> Path:
         "from grading.config import configure_grading\n"
         "c = get_config()\n"
         "c.CourseDirectory.course_id = 'test-course'\n"
-        "configure_grading(c)\n"
+        "configure_grading(c)\n" + REFERENCE_CACHE_CONFIG
     )
     write_nbgrader_source(assignment, course / "source")
     nbgrader_command("generate_assignment", assignment, cwd=course)
@@ -445,21 +446,23 @@ def test_written_answer_is_listed_for_manual_grading_with_its_rubric(graded_cour
 
 @pytest.mark.parametrize("assignment", WRITTEN)
 def test_written_answer_earns_its_points_once_a_grader_gives_them(graded_courses, assignment, tmp_path):
-    """What formgrader does when the grader enters a score: the solution then reaches the maximum."""
+    """What formgrader does when the grader enters a score: the solution then reaches the maximum, in the total that
+    ``nbgrader export`` writes (the submission's score; the export itself is checked on every graded course above)."""
     import shutil
 
     from nbgrader.api import Gradebook
 
-    course = tmp_path / "course"
-    shutil.copytree(graded_courses[assignment], course, ignore=shutil.ignore_patterns("autograded", "feedback", "submitted"))
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+    database = tmp_path / "gradebook.db"
+    shutil.copy(graded_courses[assignment] / "gradebook.db", database)
+    with Gradebook(f"sqlite:///{database}") as gradebook:
+        before = gradebook.find_submission(assignment, "solution").score
         for grade_id, points in written_answers(assignment).items():
             grade = gradebook.find_grade(grade_id, assignment, assignment, "solution")
             grade.manual_score, grade.needs_manual_grade = points, False
         gradebook.db.commit()
-    nbgrader_command("export", "--to", "grades.csv", cwd=course)
-    score, max_score = exported_grades(course)[(assignment, "solution")]
-    assert score == max_score
+        submission = gradebook.find_submission(assignment, "solution")
+        assert before == exported_grades(graded_courses[assignment])[(assignment, "solution")][0], "export writes this total"
+        assert submission.score == submission.max_score == before + sum(written_answers(assignment).values())
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)

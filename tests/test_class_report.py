@@ -65,9 +65,7 @@ def graded_class(tmp_path_factory, progress):
         pytest.skip("bubblewrap (bwrap) is not installed: the class command grades in its sandbox only")
     course = tmp_path_factory.mktemp("class-report") / "course"
     release = course_with_a_class(course, ASSIGNMENT, "class-report", {s: (first, last) for s, (first, last, _) in STUDENTS.items()},
-                                  f"c.Execute.timeout = {TIMEOUT_S}\n"
-                                  # the reference run, cached between test runs as the self-check caches it
-                                  f"c.ReferenceReports.cache_directory = {str(REPO / '_grading' / 'reference_reports')!r}\n")
+                                  f"c.Execute.timeout = {TIMEOUT_S}\n")
     for student, (first, last, answers) in STUDENTS.items():
         target = course / "submitted" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
         target.parent.mkdir(parents=True)
