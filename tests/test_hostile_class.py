@@ -219,6 +219,13 @@ for _ in range(30):  # until the memory limit stops one (on a busy machine the t
     if any(hog.poll() is not None for hog in hogs):
         break
 print("memory hogs still running:", sum(hog.poll() is None for hog in hogs))
+held = 0
+for hog in hogs:  # what those still running hold: at the limit, reclaim may stall them for a while before one is stopped
+    try:
+        held += int(next(line for line in open(f"/proc/{hog.pid}/status") if line.startswith("VmRSS:")).split()[1]) * 1024
+    except (OSError, StopIteration):
+        pass
+print("memory hogs hold MiB:", held // 2**20)
 """
 
 # Writes nbgrader's own failure line for another student to the kernel's real stderr (which nbgrader's log shares).
@@ -565,7 +572,8 @@ def test_no_kernel_touched_the_gradebook_or_the_grader(graded_class):
 
 def test_what_a_kernel_writes_and_holds_is_capped_in_all(graded_class):
     """Files of at most 64 MiB each, but many: the scratch folder (a tmpfs) and /dev/shm cap their total, /dev is read-only;
-    processes each under their own address-space limit are stopped by the kernel's memory limit together."""
+    processes each under their own address-space limit are held by the kernel's memory limit together: one is stopped,
+    or (on a busy machine, where the kernel may first stall them reclaiming memory) together they hold less than it."""
     import os
 
     from grading.sandbox import MAX_SCRATCH_BYTES, MAX_SHM_BYTES
@@ -578,7 +586,9 @@ def test_what_a_kernel_writes_and_holds_is_capped_in_all(graded_class):
     assert text.count("refused:") == 3, text
     written = int(text.split("written MiB:")[1].split()[0])
     assert written <= (MAX_SCRATCH_BYTES + MAX_SHM_BYTES) // 2**20, text
-    assert int(text.split("memory hogs still running:")[1].split()[0]) < 3, text
+    running = int(text.split("memory hogs still running:")[1].split()[0])
+    held = int(text.split("memory hogs hold MiB:")[1].split()[0])
+    assert running < 3 or held <= MAX_MEMORY // 2**20, text
 
 
 def test_files_beside_the_notebook_are_not_importable(graded_class):
