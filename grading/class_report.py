@@ -256,11 +256,12 @@ def _hidden_lines(source: str) -> set[str]:
 
 def _svg(figure, label: str, number: int) -> str:
     """The figure as inline SVG: no XML prolog, ids made unique on the page (matplotlib numbers each figure's
-    from 1), text kept as text (small, and readable by a screen reader), labelled for one."""
+    from 1), text kept as text (small, and readable by a screen reader), labelled for one. The ids' hashes are
+    salted with a constant, so the same class gives the same page byte for byte."""
     import matplotlib
 
     buffer = io.StringIO()
-    with matplotlib.rc_context({"svg.fonttype": "none"}):
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "class-report"}):
         figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
     svg = buffer.getvalue()
     svg = svg[svg.index("<svg"):]
