@@ -1,8 +1,10 @@
 """Chapter 8's shared code: the corpus, words, splits, batches, beam search and BLEU."""
 
 import hashlib
+import json
 import math
 import random
+from pathlib import Path
 
 import pytest
 import sacrebleu
@@ -334,3 +336,21 @@ def test_shipped_book_checkpoints_are_small():
     total = sum(path.stat().st_size for path in folder.glob("*.pt"))
     # the three word models and the transformer on subwords, each a few MB in float16
     assert len(list(folder.glob("*.pt"))) == len(T.MODEL_NAMES) + 1 and total <= 12_000_000, f"{total / 1e6:.1f} MB"
+
+
+SEED_RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "translation_seeds.json"
+
+
+def test_committed_seed_results_match_the_recipe_chapter_8_trains_with():
+    """Chapter 8 reads benchmarks/translation_seeds.py's results beside its own seed-0 models: they must be of
+    the same profile and recipe (a changed recipe without a rerun fails here, not only in the book), every
+    model from every seed, and scores sacrebleu could give."""
+    results = json.loads(SEED_RESULTS.read_text())
+    assert results["profile"] == "book" and results["threads"] == 1
+    assert results["training"] == {key: value for key, value in T.TRAINING.items() if key != "seed"}
+    runs = {(run["model"], run["seed"]) for run in results["runs"]}
+    seeds = {seed for _, seed in runs}
+    assert 0 not in seeds and len(seeds) >= 2, "seed 0 is the shipped models', which the chapter scores itself"
+    assert runs == {(name, seed) for name in (*T.MODEL_NAMES, T.SUBWORD_MODEL) for seed in seeds}
+    for run in results["runs"]:
+        assert 0 < run["bleu"] < 100 and 0 < run["chrf"] < 100 and run["steps"] == T.TRAINING["steps"], run
